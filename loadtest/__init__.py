@@ -1,0 +1,1 @@
+"""Load tests: Locust scenarios against the service on loopback."""

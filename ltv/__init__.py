@@ -1,0 +1,1 @@
+"""Shared pieces of the 7-day revenue service: settings, input schema, sample data."""

@@ -1,0 +1,149 @@
+"""Input fields of the revenue model and their cleaning.
+
+Training, export, serving and batch scoring all import this module, so that a
+value such as ``" iOS "`` or a missing ``event_3`` means the same everywhere.
+"""
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+CATEGORICAL_FIELDS = (
+    "country",
+    "country_region",
+    "source",
+    "platform",
+    "device_family",
+)
+COUNT_FIELDS = ("event_1", "event_2", "event_3")
+RAW_FIELDS = (*CATEGORICAL_FIELDS, "os_version", *COUNT_FIELDS)
+ID_FIELD = "user_id"
+TARGET = "revenue"
+
+# Features after cleaning, in the order of the ONNX graph's inputs.
+OS_VERSION_FEATURES = ("os_major", "os_minor")
+NUMERIC_FEATURES = (*OS_VERSION_FEATURES, *COUNT_FIELDS)
+MODEL_FEATURES = (*CATEGORICAL_FIELDS, *NUMERIC_FEATURES)
+
+MISSING = "(missing)"
+MAX_TEXT_LENGTH = 256
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+_SPACES = re.compile(r"\s+")
+_VERSION = re.compile(r"^\s*(\d+)(?:\.(\d+))?")
+
+
+def clean_category(value: Any) -> str:
+    """Fold letter case, spaces and Unicode forms; map null and blank to ``MISSING``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    text = unicodedata.normalize("NFKC", str(value))
+    text = _SPACES.sub(" ", text).strip().casefold()
+    return text or MISSING
+
+
+def parse_os_version(value: Any) -> tuple[float, float]:
+    """Return the major and minor version, NaN where they cannot be read.
+
+    ``"8.1.0"`` gives (8, 1), ``"10"`` gives (10, 0) because a bare major
+    version means its first minor release, and ``""`` gives (NaN, NaN).
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan, math.nan
+    match = _VERSION.match(str(value))
+    if match is None:
+        return math.nan, math.nan
+    major, minor = match.groups()
+    return float(major), float(minor or 0)
+
+
+def clean_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+    """Turn raw field values into the model's feature columns.
+
+    Categorical features become object arrays of cleaned strings, numeric
+    features float32 arrays with NaN for missing values. Missing keys count
+    as all-missing, so a caller only has to pass the fields it has.
+    """
+    length = len(next(iter(columns.values())))
+    absent = [None] * length
+    features: dict[str, np.ndarray] = {}
+
+    for name in CATEGORICAL_FIELDS:
+        values = columns.get(name, absent)
+        features[name] = np.array([clean_category(v) for v in values], dtype=object)
+
+    versions = [parse_os_version(v) for v in columns.get("os_version", absent)]
+    version_array = np.array(versions, dtype=np.float32).reshape(length, 2)
+    features["os_major"] = version_array[:, 0]
+    features["os_minor"] = version_array[:, 1]
+
+    for name in COUNT_FIELDS:
+        values = pd.to_numeric(pd.Series(columns.get(name, absent)), errors="coerce")
+        features[name] = values.to_numpy(dtype=np.float32, na_value=np.nan)
+
+    return features
+
+
+def clean_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the model's feature columns for a frame of raw fields."""
+    columns = {name: frame[name].tolist() for name in RAW_FIELDS if name in frame}
+    return pd.DataFrame(clean_columns(columns), index=frame.index)
+
+
+def feature_frame_from_users(users: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Return the model's feature columns for request-style user dicts."""
+    rows = list(users)
+    columns = {name: [row.get(name) for row in rows] for name in RAW_FIELDS}
+    return pd.DataFrame(clean_columns(columns))
+
+
+Count = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=FLOAT32_MAX,
+        allow_inf_nan=False,
+        description="Event count; finite, non-negative and within float32 range.",
+    ),
+]
+Text = Annotated[str | None, Field(default=None, max_length=MAX_TEXT_LENGTH)]
+
+
+class UserFeatures(BaseModel):
+    """One user as clients send it. Unknown extra fields are ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "country": "es",
+                    "country_region": "Madrid",
+                    "source": "Organic",
+                    "platform": "iOS",
+                    "device_family": "Apple iPhone",
+                    "os_version": "14.4",
+                    "event_1": 100,
+                    "event_2": 50,
+                    "event_3": 10.0,
+                }
+            ]
+        },
+    )
+
+    user_id: Text = None
+    country: Text = None
+    country_region: Text = None
+    source: Text = None
+    platform: Text = None
+    device_family: Text = None
+    os_version: Text = None
+    event_1: Count
+    event_2: Count
+    event_3: Count | None = None

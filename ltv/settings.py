@@ -1,0 +1,62 @@
+"""Settings read from environment variables, in one typed object."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    revenue_data: Path | None = Field(
+        default=None,
+        description="Users CSV to train on; unset means a generated sample.",
+    )
+    state_dir: Path = Field(
+        default=Path(".ltv"),
+        validation_alias="LTV_STATE_DIR",
+        description="Folder for the generated sample, MLflow's SQLite file "
+        "and artifacts.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry URI; unset means SQLite "
+        "in the state folder.",
+    )
+    model_name: str = Field(default="revenue-7d", validation_alias="LTV_MODEL_NAME")
+    model_alias: str = Field(default="champion", validation_alias="LTV_MODEL_ALIAS")
+    experiment_name: str = Field(
+        default="revenue-7d", validation_alias="LTV_EXPERIMENT"
+    )
+    sample_rows: int = Field(default=20_000, validation_alias="LTV_SAMPLE_ROWS")
+    seed: int = Field(default=42, validation_alias="LTV_SEED")
+
+    @field_validator("revenue_data", "mlflow_tracking_uri", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.state_path / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.state_path / "mlartifacts").as_uri()
+
+    @property
+    def champion_uri(self) -> str:
+        return f"models:/{self.model_name}@{self.model_alias}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

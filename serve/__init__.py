@@ -1,0 +1,1 @@
+"""Serving: Ray Serve deployments that score users with ONNX Runtime."""

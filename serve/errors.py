@@ -1,0 +1,83 @@
+"""JSON error responses: every error carries an ``error`` code and a ``message``."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger("ray.serve")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ServiceError(Exception):
+    """An error with the HTTP status and code it maps to."""
+
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+
+
+def _location(loc: tuple) -> str:
+    parts = [str(part) for part in loc if part not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def validation_details(error: RequestValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": _location(item["loc"]), "problem": item["msg"]}
+        for item in error.errors()
+    ]
+
+
+async def _on_validation_error(request: Request, error: RequestValidationError):
+    details = validation_details(error)
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+    return ORJSONResponse(
+        {"error": "invalid_request", "message": summary, "details": details},
+        status_code=422,
+    )
+
+
+async def _on_http_error(request: Request, error: HTTPException):
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    return ORJSONResponse(
+        {"error": code, "message": str(error.detail)},
+        status_code=error.status_code,
+        headers=getattr(error, "headers", None),
+    )
+
+
+async def _on_service_error(request: Request, error: ServiceError):
+    return ORJSONResponse(
+        {"error": error.error, "message": error.message}, status_code=error.status
+    )
+
+
+async def _on_unexpected_error(request: Request, error: Exception):
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return ORJSONResponse(
+        {"error": "internal_error", "message": "internal error; see the server log"},
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)

@@ -1,0 +1,88 @@
+"""ONNX Runtime session for a registered model version."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import onnxruntime as ort
+from mlflow.tracking import MlflowClient
+
+from export.onnx_graph import OUTPUT_NAME
+from ltv.schema import CATEGORICAL_FIELDS, FLOAT32_MAX, NUMERIC_FEATURES
+from ltv.settings import Settings
+
+logger = logging.getLogger("ray.serve")
+
+
+class ModelNotFoundError(LookupError):
+    """The model URI does not resolve to a registered version."""
+
+
+@dataclass
+class Scorer:
+    """A loaded model version and the session that runs it."""
+
+    name: str
+    version: str
+    uri: str
+    session: ort.InferenceSession
+    tags: dict[str, str] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.time)
+
+    def predict(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Return predicted revenue, finite and non-negative, for cleaned columns."""
+        inputs = {}
+        for name in CATEGORICAL_FIELDS:
+            inputs[name] = features[name].reshape(-1, 1)
+        for name in NUMERIC_FEATURES:
+            inputs[name] = features[name].astype(np.float32, copy=False).reshape(-1, 1)
+        (output,) = self.session.run([OUTPUT_NAME], inputs)
+        # Counts near the float32 maximum can overflow the product; clip so
+        # the response stays valid JSON.
+        return np.clip(np.nan_to_num(output.ravel(), nan=0.0), 0.0, FLOAT32_MAX)
+
+
+def resolve_version(client: MlflowClient, model_uri: str) -> tuple[str, str]:
+    """Return (name, version) for ``models:/name@alias`` or ``models:/name/version``."""
+    if not model_uri.startswith("models:/"):
+        raise ModelNotFoundError(
+            f"model URI must start with models:/, got {model_uri!r}"
+        )
+    reference = model_uri.removeprefix("models:/")
+    try:
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        name, version = reference.rsplit("/", 1)
+        return name, str(client.get_model_version(name, version).version)
+    except (ValueError, mlflow.exceptions.MlflowException) as error:
+        raise ModelNotFoundError(
+            f"{model_uri} not found in the registry: {error}"
+        ) from error
+
+
+def load_scorer(settings: Settings, model_uri: str, threads: int) -> Scorer:
+    """Download the ONNX graph of ``model_uri`` and open an ORT session on it."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    client = MlflowClient()
+    name, version = resolve_version(client, model_uri)
+    pinned_uri = f"models:/{name}/{version}"
+
+    local = Path(mlflow.artifacts.download_artifacts(pinned_uri))
+    graph = local / "model.onnx" if local.is_dir() else local
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        str(graph), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    tags = client.get_model_version(name, version).tags
+    logger.info("loaded %s version %s from %s", name, version, model_uri)
+    return Scorer(name, version, model_uri, session, dict(tags))

@@ -1,0 +1,120 @@
+"""Train, export and serve on the real cohort, then compare over HTTP."""
+
+import math
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from export.parity import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE
+from export.register import export
+from ltv.registry import configure_mlflow
+from ltv.schema import RAW_FIELDS, clean_frame
+from tests.conftest import make_settings
+from tests.serving import running_app
+from training.data import load_users
+from training.train import train
+
+pytestmark = [pytest.mark.real_data, pytest.mark.serve]
+
+ROWS_TO_SEND = 300
+EXAMPLE = {
+    "country": "es",
+    "country_region": "Madrid",
+    "source": "Organic",
+    "platform": "iOS",
+    "device_family": "Apple iPhone",
+    "os_version": "14.4",
+    "event_1": 100,
+    "event_2": 50,
+    "event_3": 10.0,
+}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, real_data):
+    state_dir = tmp_path_factory.mktemp("e2e-state")
+    settings = make_settings(state_dir, real_data)
+    trained = train(settings)
+    export(settings)
+    configure_mlflow(settings)
+    native = mlflow.sklearn.load_model(f"runs:/{trained.run_id}/model")
+    with running_app(state_dir) as base_url:
+        yield base_url, native
+
+
+def as_payload(row: pd.Series) -> dict:
+    payload = {"user_id": row["user_id"]}
+    for name in RAW_FIELDS:
+        value = row[name]
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        payload[name] = value.item() if hasattr(value, "item") else value
+    return payload
+
+
+def test_served_predictions_match_native(served, real_data):
+    base_url, native = served
+    users = load_users(real_data).sample(ROWS_TO_SEND, random_state=3)
+    expected = native.predict(clean_frame(users))
+
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        served_values = []
+        for _, row in users.iterrows():
+            response = client.post("/predict", json=as_payload(row))
+            assert response.status_code == 200, response.text
+            served_values.append(response.json()["predicted_revenue"])
+
+    served_values = np.array(served_values)
+    abs_error = np.abs(served_values - expected)
+    rel_error = abs_error / np.maximum(np.abs(expected), 1e-300)
+    outside = (abs_error > ABSOLUTE_TOLERANCE) & (rel_error > RELATIVE_TOLERANCE)
+    assert not outside.any(), f"rows {np.flatnonzero(outside)[:10]} differ"
+
+
+def test_predict_example_payload(served):
+    base_url, _ = served
+    response = httpx.post(f"{base_url}/predict", json=EXAMPLE)
+    assert response.status_code == 200
+    body = response.json()
+    assert math.isfinite(body["predicted_revenue"])
+    assert body["predicted_revenue"] >= 0
+    assert body["model_version"] == "1"
+    assert body["inference_time_ms"] >= 0
+
+
+def test_health_names_loaded_model(served):
+    base_url, _ = served
+    body = httpx.get(f"{base_url}/health").json()
+    assert body == {"status": "ok", "model_name": "revenue-7d", "model_version": "1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"event_2": -3}, "event_2"),
+        ({"event_1": "lots"}, "event_1"),
+        ({"event_2": None}, "event_2"),
+        ({"country": "x" * 300}, "country"),
+    ],
+)
+def test_predict_invalid_field_is_422(served, change, field):
+    base_url, _ = served
+    response = httpx.post(f"{base_url}/predict", json={**EXAMPLE, **change})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert body["details"][0]["field"] == field
+
+
+def test_predict_malformed_json_is_4xx(served):
+    base_url, _ = served
+    response = httpx.post(
+        f"{base_url}/predict",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
