@@ -15,7 +15,7 @@ from skl2onnx import convert_sklearn, update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
 
-from ltv.schema import CATEGORICAL_FIELDS, NUMERIC_FEATURES
+from ltv.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from training.model import EVENT_3_WEIGHT, EXPOSURE_FLOOR, RevenueModel
 
 OUTPUT_NAME = "predicted_revenue"
@@ -31,7 +31,7 @@ update_registered_converter(
 
 
 def input_types() -> list[tuple[str, object]]:
-    strings = [(name, StringTensorType([None, 1])) for name in CATEGORICAL_FIELDS]
+    strings = [(name, StringTensorType([None, 1])) for name in CATEGORICAL_FEATURES]
     numbers = [(name, FloatTensorType([None, 1])) for name in NUMERIC_FEATURES]
     return strings + numbers
 

@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 import pandas as pd
 
-from ltv.schema import CATEGORICAL_FIELDS, MISSING, MODEL_FEATURES, NUMERIC_FEATURES
+from ltv.schema import CATEGORICAL_FEATURES, MISSING, MODEL_FEATURES, NUMERIC_FEATURES
 from training.model import RevenueModel
 
 RELATIVE_TOLERANCE = 1e-4
@@ -49,8 +49,8 @@ def edge_rows(reference: pd.DataFrame) -> pd.DataFrame:
             row[name] = value
         cases.append(row)
 
-    unseen = {name: f"never-seen {name}" for name in CATEGORICAL_FIELDS}
-    missing = {name: MISSING for name in CATEGORICAL_FIELDS}
+    unseen = {name: f"never-seen {name}" for name in CATEGORICAL_FEATURES}
+    missing = {name: MISSING for name in CATEGORICAL_FEATURES}
     zeros = {name: 0.0 for name in NUMERIC_FEATURES}
     case(**unseen)
     case(**missing)
@@ -67,7 +67,7 @@ def edge_rows(reference: pd.DataFrame) -> pd.DataFrame:
 
 def onnx_inputs(features: pd.DataFrame) -> dict[str, np.ndarray]:
     inputs = {}
-    for name in CATEGORICAL_FIELDS:
+    for name in CATEGORICAL_FEATURES:
         inputs[name] = features[name].to_numpy(dtype=object).reshape(-1, 1)
     for name in NUMERIC_FEATURES:
         inputs[name] = features[name].to_numpy(dtype=np.float32).reshape(-1, 1)

@@ -108,6 +108,7 @@ def export(settings: Settings, run_id: str | None = None) -> ExportResult:
         "data_sha256": run.data.params.get("data_sha256", ""),
         "data_rows": run.data.params.get("data_rows", ""),
         "objective": run.data.params.get("objective", ""),
+        "model_form": run.data.params.get("model_form", ""),
         "features": ",".join(MODEL_FEATURES),
     }
     for key, value in tags.items():

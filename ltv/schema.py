@@ -27,9 +27,13 @@ ID_FIELD = "user_id"
 TARGET = "revenue"
 
 # Features after cleaning, in the order of the ONNX graph's inputs.
+# device_brand is the first word of device_family ("samsung", "redmi"), or its
+# first two for Apple ("apple ipad"), so that an unseen raw model string still
+# shares a category with known devices of its brand.
+CATEGORICAL_FEATURES = (*CATEGORICAL_FIELDS, "device_brand")
 OS_VERSION_FEATURES = ("os_major", "os_minor")
 NUMERIC_FEATURES = (*OS_VERSION_FEATURES, *COUNT_FIELDS)
-MODEL_FEATURES = (*CATEGORICAL_FIELDS, *NUMERIC_FEATURES)
+MODEL_FEATURES = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
 
 MISSING = "(missing)"
 MAX_TEXT_LENGTH = 256
@@ -37,6 +41,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _SPACES = re.compile(r"\s+")
 _VERSION = re.compile(r"^\s*(\d+)(?:\.(\d+))?")
+_APPLE_PRODUCT = re.compile(r"^apple ([a-z]+)")
 
 
 def clean_category(value: Any) -> str:
@@ -46,6 +51,16 @@ def clean_category(value: Any) -> str:
     text = unicodedata.normalize("NFKC", str(value))
     text = _SPACES.sub(" ", text).strip().casefold()
     return text or MISSING
+
+
+def device_brand(device_family: str) -> str:
+    """Return the brand part of a cleaned ``device_family``."""
+    if device_family == MISSING:
+        return MISSING
+    apple = _APPLE_PRODUCT.match(device_family)
+    if apple:
+        return f"apple {apple.group(1)}"
+    return device_family.split(" ", 1)[0]
 
 
 def parse_os_version(value: Any) -> tuple[float, float]:
@@ -77,6 +92,9 @@ def clean_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]
     for name in CATEGORICAL_FIELDS:
         values = columns.get(name, absent)
         features[name] = np.array([clean_category(v) for v in values], dtype=object)
+    features["device_brand"] = np.array(
+        [device_brand(v) for v in features["device_family"]], dtype=object
+    )
 
     versions = [parse_os_version(v) for v in columns.get("os_version", absent)]
     version_array = np.array(versions, dtype=np.float32).reshape(length, 2)

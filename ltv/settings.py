@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     )
     sample_rows: int = Field(default=20_000, validation_alias="LTV_SAMPLE_ROWS")
     seed: int = Field(default=42, validation_alias="LTV_SEED")
+    cv_folds: int = Field(default=5, ge=2, validation_alias="LTV_CV_FOLDS")
+    cv_repeats: int = Field(default=2, ge=1, validation_alias="LTV_CV_REPEATS")
 
     @field_validator("revenue_data", "mlflow_tracking_uri", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from ray import serve
 from ltv.schema import RAW_FIELDS, UserFeatures, clean_columns
 from ltv.settings import get_settings
 from serve.errors import ServiceError, install_error_handlers
-from serve.scorer import Scorer, load_scorer, resolve_version
+from serve.scorer import Scorer, describe, load_scorer, resolve_version
 
 logger = logging.getLogger("ray.serve")
 
@@ -128,13 +128,7 @@ class RevenueService:
 
     @api.get("/model/info")
     async def model_info(self) -> dict[str, Any]:
-        scorer = self._require_scorer()
-        return {
-            "model_name": scorer.name,
-            "model_version": scorer.version,
-            "model_uri": scorer.uri,
-            "tags": scorer.tags,
-        }
+        return describe(self._require_scorer())
 
 
 app = RevenueService.bind()

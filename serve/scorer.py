@@ -11,7 +11,7 @@ import onnxruntime as ort
 from mlflow.tracking import MlflowClient
 
 from export.onnx_graph import OUTPUT_NAME
-from ltv.schema import CATEGORICAL_FIELDS, FLOAT32_MAX, NUMERIC_FEATURES
+from ltv.schema import CATEGORICAL_FEATURES, FLOAT32_MAX, NUMERIC_FEATURES
 from ltv.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -35,7 +35,7 @@ class Scorer:
     def predict(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Return predicted revenue, finite and non-negative, for cleaned columns."""
         inputs = {}
-        for name in CATEGORICAL_FIELDS:
+        for name in CATEGORICAL_FEATURES:
             inputs[name] = features[name].reshape(-1, 1)
         for name in NUMERIC_FEATURES:
             inputs[name] = features[name].astype(np.float32, copy=False).reshape(-1, 1)
@@ -43,6 +43,49 @@ class Scorer:
         # Counts near the float32 maximum can overflow the product; clip so
         # the response stays valid JSON.
         return np.clip(np.nan_to_num(output.ravel(), nan=0.0), 0.0, FLOAT32_MAX)
+
+
+def _number(text: str) -> float | bool | str:
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def describe(scorer: Scorer) -> dict:
+    """Return what ``GET /model/info`` reports, from the version's registry tags."""
+    tags = scorer.tags
+    cv_metrics: dict[str, dict[str, float]] = {}
+    for key, value in tags.items():
+        if key.startswith("cv_") and key.endswith(("_mean", "_std")):
+            metric, statistic = key[3:].rsplit("_", 1)
+            cv_metrics.setdefault(metric, {})[statistic] = float(value)
+    return {
+        "model_name": scorer.name,
+        "model_version": scorer.version,
+        "model_uri": scorer.uri,
+        "loaded_at": scorer.loaded_at,
+        "training_data": {
+            "sha256": tags.get("data_sha256"),
+            "rows": int(tags["data_rows"]) if tags.get("data_rows") else None,
+        },
+        "features": tags.get("features", "").split(",") if tags.get("features") else [],
+        "objective": tags.get("objective"),
+        "model_form": tags.get("model_form"),
+        "cv_metrics": cv_metrics,
+        "validation_metrics": {
+            key.removeprefix("valid_"): float(value)
+            for key, value in tags.items()
+            if key.startswith("valid_")
+        },
+        "parity": {
+            key.removeprefix("parity_"): _number(value)
+            for key, value in tags.items()
+            if key.startswith("parity_")
+        },
+    }
 
 
 def resolve_version(client: MlflowClient, model_uri: str) -> tuple[str, str]:

@@ -9,13 +9,10 @@ import pandas as pd
 import pytest
 
 from export.parity import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE
-from export.register import export
 from ltv.registry import configure_mlflow
 from ltv.schema import RAW_FIELDS, clean_frame
-from tests.conftest import make_settings
 from tests.serving import running_app
 from training.data import load_users
-from training.train import train
 
 pytestmark = [pytest.mark.real_data, pytest.mark.serve]
 
@@ -34,14 +31,11 @@ EXAMPLE = {
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, real_data):
-    state_dir = tmp_path_factory.mktemp("e2e-state")
-    settings = make_settings(state_dir, real_data)
-    trained = train(settings)
-    export(settings)
+def served(real_trained):
+    settings = real_trained.settings
     configure_mlflow(settings)
-    native = mlflow.sklearn.load_model(f"runs:/{trained.run_id}/model")
-    with running_app(state_dir) as base_url:
+    native = mlflow.sklearn.load_model(f"runs:/{real_trained.trained.run_id}/model")
+    with running_app(settings.state_path) as base_url:
         yield base_url, native
 
 

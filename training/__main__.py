@@ -28,6 +28,10 @@ def main() -> int:
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
 
+    # The pickled models are read back only from this project's own MLflow
+    # store, so MLflow's per-model warning about pickle adds nothing.
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+
     try:
         result = train(get_settings(), force=args.force)
     except DataValidationError as error:

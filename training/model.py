@@ -19,7 +19,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
-from ltv.schema import CATEGORICAL_FIELDS, NUMERIC_FEATURES
+from ltv.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 # Categories seen fewer times than this share one code, so a value seen a
 # handful of times cannot get a leaf of its own.
@@ -31,6 +31,11 @@ UNKNOWN_CODE = -1
 # small positive prediction instead of log(0).
 EVENT_3_WEIGHT = 1.0
 EXPOSURE_FLOOR = 0.05
+
+MODEL_FORM = (
+    f"tweedie rate x exposure (event_2 + {EVENT_3_WEIGHT:g} * event_3 "
+    f"+ {EXPOSURE_FLOOR:g})"
+)
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "tweedie",
@@ -56,7 +61,7 @@ def build_encoder() -> ColumnTransformer:
     )
     return ColumnTransformer(
         [
-            ("categories", categories, list(CATEGORICAL_FIELDS)),
+            ("categories", categories, list(CATEGORICAL_FEATURES)),
             ("numbers", "passthrough", list(NUMERIC_FEATURES)),
         ],
         verbose_feature_names_out=False,
@@ -78,15 +83,21 @@ class RevenueModel(RegressorMixin, BaseEstimator):
     multiplication by the exposure to the same ONNX graph.
     """
 
-    def __init__(self, params: dict[str, Any] | None = None, seed: int = 42):
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        seed: int = 42,
+        use_exposure: bool = True,
+    ):
         self.params = params
         self.seed = seed
+        self.use_exposure = use_exposure
 
     def fit(self, features: pd.DataFrame, revenue: np.ndarray) -> "RevenueModel":
         model_params = {**DEFAULT_PARAMS, **(self.params or {})}
         # Monotone in event_2: more of the event tied to revenue never lowers
         # the rate, and the exposure grows with it too.
-        monotone = [0] * len(CATEGORICAL_FIELDS) + [
+        monotone = [0] * len(CATEGORICAL_FEATURES) + [
             1 if name == "event_2" else 0 for name in NUMERIC_FEATURES
         ]
         model = LGBMRegressor(
@@ -97,13 +108,18 @@ class RevenueModel(RegressorMixin, BaseEstimator):
             verbose=-1,
         )
         self.pipeline_ = Pipeline([("encoder", build_encoder()), ("model", model)])
+        fit_params = {
+            "model__categorical_feature": list(range(len(CATEGORICAL_FEATURES)))
+        }
+        if self.use_exposure:
+            fit_params["model__init_score"] = np.log(exposure(features))
         self.pipeline_.fit(
-            features,
-            np.asarray(revenue, dtype=np.float64),
-            model__init_score=np.log(exposure(features)),
-            model__categorical_feature=list(range(len(CATEGORICAL_FIELDS))),
+            features, np.asarray(revenue, dtype=np.float64), **fit_params
         )
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        return self.pipeline_.predict(features) * exposure(features)
+        rate = self.pipeline_.predict(features)
+        if not self.use_exposure:
+            return rate
+        return rate * exposure(features)
