@@ -8,7 +8,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -165,3 +165,72 @@ class UserFeatures(BaseModel):
     event_1: Count
     event_2: Count
     event_3: Count | None = None
+
+
+class FieldError(NamedTuple):
+    """One invalid value: the row index (None for a whole column), field, problem."""
+
+    index: int | None
+    field: str
+    problem: str
+
+
+REQUIRED_COUNTS = ("event_1", "event_2")
+TEXT_FIELDS = (*CATEGORICAL_FIELDS, "os_version")
+
+
+def validate_columns(
+    columns: Mapping[str, Sequence[Any]], max_errors: int = 10
+) -> list[FieldError]:
+    """Check column-wise input with the same rules as ``UserFeatures``.
+
+    Used where rows arrive as columns (the Open Inference Protocol and batch
+    scoring) and per-row pydantic validation would be slow.
+    """
+    errors: list[FieldError] = []
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        return [
+            FieldError(None, "inputs", f"columns differ in length: {sorted(lengths)}")
+        ]
+    for name in REQUIRED_COUNTS:
+        if name not in columns:
+            errors.append(FieldError(None, name, "field required"))
+
+    for name in TEXT_FIELDS:
+        for index, value in enumerate(columns.get(name, ())):
+            if value is not None and not isinstance(value, str):
+                errors.append(FieldError(index, name, "must be a string or null"))
+            elif value is not None and len(value) > MAX_TEXT_LENGTH:
+                errors.append(
+                    FieldError(index, name, f"longer than {MAX_TEXT_LENGTH} characters")
+                )
+            if len(errors) >= max_errors:
+                return errors
+
+    for name in COUNT_FIELDS:
+        for index, value in enumerate(columns.get(name, ())):
+            problem = _count_problem(value, nullable=name not in REQUIRED_COUNTS)
+            if problem:
+                errors.append(FieldError(index, name, problem))
+            if len(errors) >= max_errors:
+                return errors
+    return errors
+
+
+def _count_problem(value: Any, nullable: bool) -> str | None:
+    if value is None:
+        return None if nullable else "must not be null"
+    if isinstance(value, bool):
+        return "must be a number, not a boolean"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "must be a number"
+    if not math.isfinite(number):
+        return "must be finite"
+    if number < 0:
+        return "must be non-negative"
+    if number > FLOAT32_MAX:
+        return "exceeds the float32 range"
+    return None

@@ -35,6 +35,19 @@ class Settings(BaseSettings):
     cv_folds: int = Field(default=5, ge=2, validation_alias="LTV_CV_FOLDS")
     cv_repeats: int = Field(default=2, ge=1, validation_alias="LTV_CV_REPEATS")
 
+    max_batch_users: int = Field(
+        default=10_000,
+        ge=1,
+        validation_alias="MAX_BATCH_USERS",
+        description="Maximum users in one POST /batch_predict request.",
+    )
+    model_poll_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias="MODEL_POLL_INTERVAL_S",
+        description="Seconds between checks of the model alias; 0 turns polling off.",
+    )
+
     @field_validator("revenue_data", "mlflow_tracking_uri", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -1,53 +1,73 @@
 """Ray Serve application: HTTP API in front of an ONNX Runtime scorer.
 
-``serve run serve_config.yaml`` starts it; the config's ``user_config`` names
-the model URI and the batching settings, and changing it reloads the model
-in place.
+``serve run serve_config.yaml`` starts it. The config's ``user_config``
+names the model URI and the batching settings; changing it reconfigures the
+running replicas in place. Each replica also polls the model alias and
+switches to a new version when the alias moves.
 """
 
+import asyncio
 import logging
 import time
 import uuid
 from typing import Any
 
+import numpy as np
 import ray
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
 from mlflow.tracking import MlflowClient
-from pydantic import BaseModel
 from ray import serve
 
-from ltv.schema import RAW_FIELDS, UserFeatures, clean_columns
+from ltv.schema import UserFeatures, clean_columns
 from ltv.settings import get_settings
+from serve import v2
+from serve.api import (
+    BatchPredictResponse,
+    ErrorResponse,
+    HealthResponse,
+    PredictResponse,
+    batch_request_model,
+)
+from serve.batching import (
+    DEFAULT_BATCH_WAIT_S,
+    DEFAULT_MAX_BATCH_SIZE,
+    BatchScorer,
+    columns_of,
+)
 from serve.errors import ServiceError, install_error_handlers
+from serve.fastpath import PredictFastPath
+from serve.metrics import MetricsMiddleware, ServiceMetrics
 from serve.scorer import Scorer, describe, load_scorer, resolve_version
 
 logger = logging.getLogger("ray.serve")
 
-DEFAULT_MAX_BATCH_SIZE = 64
-DEFAULT_BATCH_WAIT_S = 0.002
+SETTINGS = get_settings()
+BatchPredictRequest = batch_request_model(SETTINGS.max_batch_users)
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 429, 503)}
+READINESS_USER = UserFeatures(event_1=0, event_2=1)
 
 
-class PredictResponse(BaseModel):
-    predicted_revenue: float
-    model_version: str
-    inference_time_ms: float
-    request_id: str
+class ReplicaRef:
+    """The replica's service object, for middleware built before it exists."""
+
+    service: "RevenueService | None" = None
+    metrics: ServiceMetrics | None = None
 
 
-class HealthResponse(BaseModel):
-    status: str
-    model_name: str
-    model_version: str
-
-
+replica = ReplicaRef()
 api = FastAPI(
     title="7-day revenue prediction",
     description="Predicts each user's revenue in the first 7 days after install.",
-    version="0.1.0",
+    version="0.2.0",
     default_response_class=ORJSONResponse,
+    responses=ERRORS,
 )
 install_error_handlers(api)
+# Starlette puts the middleware added last outermost, so metrics see the
+# fast path's responses too.
+api.add_middleware(PredictFastPath, replica=replica)
+api.add_middleware(MetricsMiddleware, service_metrics=replica)
 
 
 def _replica_cpus() -> int:
@@ -58,77 +78,183 @@ def _replica_cpus() -> int:
     return max(1, int(cpus))
 
 
+def _request_id(request: Request) -> str:
+    return request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
 @serve.deployment
 @serve.ingress(api)
 class RevenueService:
     def __init__(self) -> None:
         self.settings = get_settings()
-        self.scorer: Scorer | None = None
-        # Without a user_config Serve never calls reconfigure, so load the
-        # default model here; reconfigure skips a reload of the same version.
-        self.scorer = load_scorer(
-            self.settings, self.settings.champion_uri, _replica_cpus()
+        self.metrics = ServiceMetrics()
+        replica.metrics = self.metrics
+        self.model_uri = self.settings.champion_uri
+        self.scorer: Scorer = self._load(self.model_uri)
+        self.batcher = BatchScorer(lambda: self.scorer, self.metrics.observe_batch)
+        self._poller: asyncio.Task | None = None
+        if self.settings.model_poll_interval_s > 0:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_alias())
+        replica.service = self
+
+    def _load(self, model_uri: str) -> Scorer:
+        scorer = load_scorer(self.settings, model_uri, _replica_cpus())
+        self.metrics.model_version.set(
+            float(scorer.version), tags={"model_name": scorer.name}
         )
+        return scorer
 
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Load the configured model and apply batching settings.
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """Apply ``user_config``: the model URI and the batching settings.
 
-        Serve calls this at start and whenever ``user_config`` changes, so
-        pointing ``model_uri`` at a new version swaps it without a restart.
+        Serve calls this at start and whenever ``user_config`` changes. A
+        model URI that resolves to the loaded version is not loaded again.
         """
-        model_uri = config.get("model_uri") or self.settings.champion_uri
-        self._score_batch.set_max_batch_size(
-            int(config.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
+        self.batcher.configure(
+            int(config.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE)),
+            float(config.get("batch_wait_timeout_s", DEFAULT_BATCH_WAIT_S)),
         )
-        self._score_batch.set_batch_wait_timeout_s(
-            float(config.get("batch_wait_timeout_s", DEFAULT_BATCH_WAIT_S))
+        self.model_uri = config.get("model_uri") or self.settings.champion_uri
+        await self._swap_if_changed()
+
+    async def _swap_if_changed(self) -> None:
+        name, version = await asyncio.to_thread(
+            resolve_version, MlflowClient(self.settings.tracking_uri), self.model_uri
         )
         current = self.scorer
-        if current is not None and current.uri == model_uri:
-            name, version = resolve_version(MlflowClient(), model_uri)
-            if (name, version) == (current.name, current.version):
-                return
-        self.scorer = load_scorer(self.settings, model_uri, _replica_cpus())
+        if (name, version) == (current.name, current.version):
+            return
+        # Requests already holding the old scorer finish on it; new batches
+        # pick up the new one, so the swap fails no request.
+        self.scorer = await asyncio.to_thread(self._load, self.model_uri)
+        logger.info("switched %s from version %s to %s", name, current.version, version)
 
-    def _require_scorer(self) -> Scorer:
-        if self.scorer is None:
-            raise ServiceError(503, "model_not_loaded", "no model is loaded yet")
-        return self.scorer
+    async def _poll_alias(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.model_poll_interval_s)
+            try:
+                await self._swap_if_changed()
+            except Exception:
+                logger.exception("checking %s for a new version failed", self.model_uri)
 
-    @serve.batch(
-        max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S
-    )
-    async def _score_batch(self, users: list[UserFeatures]) -> list[float]:
-        scorer = self._require_scorer()
-        columns = {name: [getattr(u, name) for u in users] for name in RAW_FIELDS}
-        return scorer.predict(clean_columns(columns)).tolist()
+    async def predict_user(
+        self, user: UserFeatures, request_id: str | None
+    ) -> dict[str, Any]:
+        """Score one user; shared by the route and ``PredictFastPath``."""
+        started = time.perf_counter()
+        version = self.scorer.version
+        predicted = await self.batcher.score_one(user)
+        return {
+            "predicted_revenue": predicted,
+            "model_version": version,
+            "inference_time_ms": (time.perf_counter() - started) * 1000,
+            "request_id": request_id or uuid.uuid4().hex,
+        }
 
     @api.post("/predict", response_model=PredictResponse)
-    async def predict(
-        self,
-        user: UserFeatures,
-        x_request_id: str | None = Header(default=None, max_length=128),
-    ) -> PredictResponse:
-        scorer = self._require_scorer()
+    async def predict(self, user: UserFeatures, request: Request) -> ORJSONResponse:
+        """Predict one user's 7-day revenue.
+
+        Requests normally take ``PredictFastPath``, which has the same
+        validation, errors and response; this route documents them.
+        """
+        payload = await self.predict_user(user, request.headers.get("x-request-id"))
+        return ORJSONResponse(payload)
+
+    @api.post("/batch_predict", response_model=BatchPredictResponse)
+    async def batch_predict(
+        self, body: BatchPredictRequest, request: Request
+    ) -> ORJSONResponse:
+        """Predict many users in one call; predictions keep the input order."""
+        scorer = self.scorer
         started = time.perf_counter()
-        predicted = await self._score_batch(user)
-        return PredictResponse(
-            predicted_revenue=predicted,
-            model_version=scorer.version,
-            inference_time_ms=(time.perf_counter() - started) * 1000,
-            request_id=x_request_id or uuid.uuid4().hex,
+        predicted = await asyncio.to_thread(scorer.predict, columns_of(body.users))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.metrics.observe_batch(len(predicted), predicted)
+        return ORJSONResponse(
+            {
+                "predictions": [{"predicted_revenue": p} for p in predicted.tolist()],
+                "total_users": len(predicted),
+                "model_version": scorer.version,
+                "inference_time_ms": elapsed_ms,
+                "request_id": _request_id(request),
+            }
         )
 
     @api.get("/health", response_model=HealthResponse)
-    async def health(self) -> HealthResponse:
-        scorer = self._require_scorer()
-        return HealthResponse(
-            status="ok", model_name=scorer.name, model_version=scorer.version
-        )
+    async def health(self) -> dict[str, str]:
+        """Liveness: the replica answers, with the model it has loaded."""
+        scorer = self.scorer
+        return {
+            "status": "ok",
+            "model_name": scorer.name,
+            "model_version": scorer.version,
+        }
+
+    @api.get("/ready", response_model=HealthResponse)
+    async def ready(self) -> dict[str, str]:
+        """Readiness: the loaded model scores a user."""
+        scorer = self.scorer
+        try:
+            predicted = scorer.predict(columns_of([READINESS_USER]))
+        except Exception as error:
+            logger.exception("readiness check failed")
+            raise ServiceError(
+                503, "not_ready", f"model cannot score: {error}"
+            ) from None
+        if not np.isfinite(predicted).all():
+            raise ServiceError(503, "not_ready", "model returned a non-finite value")
+        return {
+            "status": "ready",
+            "model_name": scorer.name,
+            "model_version": scorer.version,
+        }
 
     @api.get("/model/info")
     async def model_info(self) -> dict[str, Any]:
-        return describe(self._require_scorer())
+        """The loaded model: version, training data, features, metrics, parity."""
+        return describe(self.scorer)
+
+    @api.get("/v2/health/live")
+    async def v2_live(self) -> dict[str, bool]:
+        return {"live": True}
+
+    @api.get("/v2/health/ready")
+    async def v2_ready(self) -> dict[str, bool]:
+        await self.ready()
+        return {"ready": True}
+
+    @api.get("/v2/models/{model_name}")
+    async def v2_metadata(self, model_name: str) -> dict[str, Any]:
+        scorer = self._v2_scorer(model_name)
+        return v2.metadata(scorer.name, scorer.version)
+
+    @api.get("/v2/models/{model_name}/ready")
+    async def v2_model_ready(self, model_name: str) -> dict[str, Any]:
+        scorer = self._v2_scorer(model_name)
+        return {"name": scorer.name, "ready": True}
+
+    @api.post("/v2/models/{model_name}/infer")
+    async def v2_infer(self, model_name: str, request: Request) -> ORJSONResponse:
+        """Open Inference Protocol inference: one tensor per raw field."""
+        scorer = self._v2_scorer(model_name)
+        body = await request.body()
+        inference, binary = v2.split_body(body, request.headers.get(v2.HEADER_LENGTH))
+        columns = v2.parse_inputs(inference, binary)
+        predicted = await asyncio.to_thread(scorer.predict, clean_columns(columns))
+        self.metrics.observe_batch(len(predicted), predicted)
+        request_id = str(inference.get("id") or _request_id(request))
+        return ORJSONResponse(
+            v2.response(scorer.name, scorer.version, request_id, predicted)
+        )
+
+    def _v2_scorer(self, model_name: str) -> Scorer:
+        scorer = self.scorer
+        if model_name != scorer.name:
+            raise ServiceError(
+                404, "model_not_found", f"model {model_name!r} is not served here"
+            )
+        return scorer
 
 
 app = RevenueService.bind()

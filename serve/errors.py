@@ -1,6 +1,8 @@
 """JSON error responses: every error carries an ``error`` code and a ``message``."""
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,26 +39,27 @@ def _location(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_details(error: RequestValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": _location(item["loc"]), "problem": item["msg"]}
-        for item in error.errors()
+def error_body(error: str, message: str) -> dict[str, str]:
+    return {"error": error, "message": message}
+
+
+def validation_body(errors: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Return the 422 body for pydantic errors: each field and its problem."""
+    details = [
+        {"field": _location(item["loc"]), "problem": item["msg"]} for item in errors
     ]
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+    return {"error": "invalid_request", "message": summary, "details": details}
 
 
 async def _on_validation_error(request: Request, error: RequestValidationError):
-    details = validation_details(error)
-    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
-    return ORJSONResponse(
-        {"error": "invalid_request", "message": summary, "details": details},
-        status_code=422,
-    )
+    return ORJSONResponse(validation_body(error.errors()), status_code=422)
 
 
 async def _on_http_error(request: Request, error: HTTPException):
     code = _HTTP_CODES.get(error.status_code, "http_error")
     return ORJSONResponse(
-        {"error": code, "message": str(error.detail)},
+        error_body(code, str(error.detail)),
         status_code=error.status_code,
         headers=getattr(error, "headers", None),
     )
@@ -64,7 +67,7 @@ async def _on_http_error(request: Request, error: HTTPException):
 
 async def _on_service_error(request: Request, error: ServiceError):
     return ORJSONResponse(
-        {"error": error.error, "message": error.message}, status_code=error.status
+        error_body(error.error, error.message), status_code=error.status
     )
 
 

@@ -2,10 +2,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+# Serve's mode is read from the environment when Ray is imported, so it is
+# set before any test module imports Ray: HAProxy in front of the replicas'
+# direct ingress, as `make serve` runs it, with its own ports on loopback.
+from tests.serving import free_port
+
+os.environ.setdefault("RAY_worker_niceness", "0")
+os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
+os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
+os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+
+import pytest  # noqa: E402
 
 from export.register import ExportResult, export
-from ltv.sample import ensure_sample
+from ltv.sample import ensure_sample  # noqa: E402
 from ltv.settings import Settings
 from training.train import TrainResult, train
 
@@ -65,3 +76,25 @@ def real_trained(tmp_path_factory, real_data) -> TrainedOnRealData:
     settings = make_settings(state_dir, real_data, cv_folds=5, cv_repeats=2)
     trained = train(settings)
     return TrainedOnRealData(settings, trained, export(settings))
+
+
+@pytest.fixture(scope="session")
+def serving_state(tmp_path_factory, sample_data, request) -> TrainedOnRealData:
+    """The registry to serve from: the real cohort's when REVENUE_DATA is set."""
+    if os.environ.get("REVENUE_DATA"):
+        return request.getfixturevalue("real_trained")
+    state_dir = tmp_path_factory.mktemp("sample-state")
+    settings = make_settings(state_dir, sample_data)
+    trained = train(settings)
+    return TrainedOnRealData(settings, trained, export(settings))
+
+
+@pytest.fixture(scope="session")
+def serve_url(serving_state):
+    """Base URL of Serve on loopback, with the revenue application at /."""
+    from tests.serving import deploy_revenue, running_serve, wait_until_healthy
+
+    with running_serve(serving_state.settings.state_path) as base_url:
+        deploy_revenue("revenue", "/")
+        wait_until_healthy(f"{base_url}/health")
+        yield base_url

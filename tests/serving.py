@@ -1,4 +1,8 @@
-"""Start the Serve application on loopback for tests."""
+"""Start Ray Serve on loopback for tests, in the mode that production uses.
+
+Ray is imported inside the functions because Serve reads its mode from the
+environment at import time, and conftest sets that environment first.
+"""
 
 import os
 import socket
@@ -7,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import ray
-from ray import serve as ray_serve
 
 
 def free_port() -> int:
@@ -18,18 +20,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(state_dir: Path, user_config: dict | None = None):
-    """Run the application on 127.0.0.1 and yield its base URL.
+def running_serve(state_dir: Path):
+    """Start Ray and Serve on 127.0.0.1 and yield the HTTP base URL.
 
-    Replicas read settings from the environment, so LTV_STATE_DIR is set
-    before Ray starts its workers.
+    Replicas read settings from the environment, so LTV_STATE_DIR and the
+    test poll interval are set before Ray starts its workers.
     """
-    from serve.app import RevenueService
-
     os.environ["LTV_STATE_DIR"] = str(state_dir)
+    os.environ["MODEL_POLL_INTERVAL_S"] = "1"
+    os.environ["MAX_BATCH_USERS"] = "50"
+    import ray
+    from ray import serve as ray_serve
+
     port = free_port()
+    project_root = str(Path(__file__).resolve().parent.parent)
     ray.init(
         address="local",
+        runtime_env={"env_vars": {"PYTHONPATH": project_root}},
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
@@ -37,26 +44,32 @@ def running_app(state_dir: Path, user_config: dict | None = None):
     )
     try:
         ray_serve.start(http_options={"host": "127.0.0.1", "port": port})
-        deployment = RevenueService
-        if user_config is not None:
-            deployment = deployment.options(user_config=user_config)
-        ray_serve.run(deployment.bind(), name="revenue", route_prefix="/")
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base_url)
-        yield base_url
+        yield f"http://127.0.0.1:{port}"
     finally:
         ray_serve.shutdown()
         ray.shutdown()
-        os.environ.pop("LTV_STATE_DIR", None)
+        for name in ("LTV_STATE_DIR", "MODEL_POLL_INTERVAL_S", "MAX_BATCH_USERS"):
+            os.environ.pop(name, None)
 
 
-def wait_until_healthy(base_url: str, timeout_s: float = 60.0) -> None:
+def deploy_revenue(name: str, route_prefix: str, user_config: dict | None = None):
+    from ray import serve as ray_serve
+
+    from serve.app import RevenueService
+
+    deployment = RevenueService
+    if user_config is not None:
+        deployment = deployment.options(user_config=user_config)
+    ray_serve.run(deployment.bind(), name=name, route_prefix=route_prefix)
+
+
+def wait_until_healthy(url: str, timeout_s: float = 90.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"{base_url}/health did not return 200 in {timeout_s} s")
+    raise TimeoutError(f"{url} did not return 200 in {timeout_s} s")

@@ -11,7 +11,6 @@ import pytest
 from export.parity import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE
 from ltv.registry import configure_mlflow
 from ltv.schema import RAW_FIELDS, clean_frame
-from tests.serving import running_app
 from training.data import load_users
 
 pytestmark = [pytest.mark.real_data, pytest.mark.serve]
@@ -31,12 +30,11 @@ EXAMPLE = {
 
 
 @pytest.fixture(scope="module")
-def served(real_trained):
-    settings = real_trained.settings
-    configure_mlflow(settings)
-    native = mlflow.sklearn.load_model(f"runs:/{real_trained.trained.run_id}/model")
-    with running_app(settings.state_path) as base_url:
-        yield base_url, native
+def served(real_trained, serve_url):
+    configure_mlflow(real_trained.settings)
+    run_id = real_trained.trained.run_id
+    native = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
+    return serve_url, native
 
 
 def as_payload(row: pd.Series) -> dict:

@@ -49,6 +49,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "colsample_bytree": 0.9,
     "cat_smooth": 10.0,
     "max_cat_to_onehot": 8,
+    # The ONNX converter turns a categorical split into a chain of equality
+    # nodes, one per category on its left side, so this bounds the chain
+    # length. At 4 (LightGBM's default is 32) the compiled graph scored 1.75x
+    # faster per row with no loss in 5x2-fold cross-validated MAE or Spearman.
+    "max_cat_threshold": 4,
 }
 
 

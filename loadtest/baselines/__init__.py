@@ -1,0 +1,1 @@
+"""Reference servers for the benchmark comparison; not part of the product."""
