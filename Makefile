@@ -33,8 +33,18 @@ export: install
 
 model: train export
 
+# A local Ray cluster on 127.0.0.1 without the dashboard, which would add
+# about 0.8 GiB of resident memory, and with metrics on a fixed port; Serve
+# runs in the foreground and Ctrl-C stops both.
+RAY_PORT ?= 6390
+METRICS_PORT ?= 8080
+
 serve: install
-	$(VENV)/bin/serve run serve_config.yaml
+	$(VENV)/bin/ray start --head --node-ip-address 127.0.0.1 --port $(RAY_PORT) \
+		--include-dashboard=false --metrics-export-port $(METRICS_PORT) \
+		--disable-usage-stats
+	trap '$(VENV)/bin/ray stop' EXIT; \
+		$(VENV)/bin/serve run --address auto serve_config.yaml
 
 run: model serve
 

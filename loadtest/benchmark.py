@@ -92,18 +92,30 @@ def row(name: str, result: dict) -> str:
     )
 
 
+def measure(name: str, url: str, connections: list[int], seconds: int, lines) -> dict:
+    results = {c: wrk(url, PREDICT_LUA, c, seconds) for c in connections}
+    for count, result in results.items():
+        lines.append(row(f"{name}, c={count}", result))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20, help="duration of each run")
     parser.add_argument(
         "--connections", type=int, default=20, help="wrk connections under load"
     )
+    parser.add_argument(
+        "--service-only",
+        action="store_true",
+        help="measure only this service, not the default proxy or the baselines",
+    )
     args = parser.parse_args()
     seconds, load = args.seconds, args.connections
     lines = [
         "| server | requests/s | p50 ms | p99 ms | non-2xx |",
         "| --- | ---: | ---: | ---: | ---: |",
-    ]  # noqa: E501
+    ]
     url = "http://127.0.0.1:8000"
     fast = {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -111,62 +123,64 @@ def main() -> None:
         "RAY_worker_niceness": "0",
     }
 
-    server = start([str(BIN / "serve"), "run", "serve_config.yaml"], fast)
+    server = start(["make", "serve"], fast)
     cold_start = wait_ready(url)
     time.sleep(10)
     idle_mib = ray_resident_mib()
-    ours = {c: wrk(url, PREDICT_LUA, c, seconds) for c in (1, load, 32)}
-    for connections, result in ours.items():
-        lines.append(row(f"this service, /predict, c={connections}", result))
+    ours = measure("this service, /predict", url, [1, load, 32], seconds, lines)
     loaded_mib = ray_resident_mib()
     batch = wrk(url, BATCH_LUA, 4, seconds)
     lines.append(row("this service, /batch_predict 1,000 users, c=4", batch))
     stop(server)
+    if args.service_only:
+        print("\n".join(lines))
+        print(f"/batch_predict: {batch['rps'] * 1000:.0f} users/s")
+        return
 
-    server = start(
-        [str(BIN / "serve"), "run", "serve_config.yaml"], {"RAY_worker_niceness": "0"}
-    )  # noqa: E501
+    plain = {
+        **fast,
+        "RAY_SERVE_ENABLE_HA_PROXY": "0",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0",
+    }
+    server = start(["make", "serve"], plain)
     wait_ready(url)
-    default_proxy = wrk(url, PREDICT_LUA, load, seconds)
-    lines.append(row(f"same, Serve's default proxy, c={load}", default_proxy))
+    default_proxy = measure("same, Serve's default proxy", url, [load], seconds, lines)
     stop(server)
 
-    flask = start([str(BIN / "gunicorn"), "-w", "2", "-b", "127.0.0.1:8101",
-                   "loadtest.baselines.flask_app:app"])  # fmt: skip
-    wait_ready("http://127.0.0.1:8101")
-    flask_result = {
-        c: wrk("http://127.0.0.1:8101", PREDICT_LUA, c, seconds) for c in (1, load)
-    }  # noqa: E501
-    for connections, result in flask_result.items():
-        lines.append(
-            row(f"(a) Flask + pandas + native pipeline, c={connections}", result)
-        )
+    flask_url = "http://127.0.0.1:8101"
+    flask = start(
+        [str(BIN / "gunicorn"), "-w", "2", "-b", flask_url.removeprefix("http://"),
+         "loadtest.baselines.flask_app:app"]
+    )  # fmt: skip
+    wait_ready(flask_url)
+    flask_name = "(a) Flask + pandas + native pipeline"
+    flask_results = measure(flask_name, flask_url, [1, load], seconds, lines)
     stop(flask)
 
-    asgi = start([str(BIN / "uvicorn"), "--workers", "2", "--host", "127.0.0.1",
-                  "--port", "8102", "--no-access-log",
-                  "loadtest.baselines.asgi_app:app"])  # fmt: skip
-    wait_ready("http://127.0.0.1:8102")
-    asgi_result = {
-        c: wrk("http://127.0.0.1:8102", PREDICT_LUA, c, seconds) for c in (1, load)
-    }  # noqa: E501
-    for connections, result in asgi_result.items():
-        lines.append(row(f"(b) bare uvicorn + ONNX Runtime, c={connections}", result))
+    asgi_url = "http://127.0.0.1:8102"
+    asgi = start(
+        [str(BIN / "uvicorn"), "--workers", "2", "--host", "127.0.0.1",
+         "--port", "8102", "--no-access-log", "loadtest.baselines.asgi_app:app"]
+    )  # fmt: skip
+    wait_ready(asgi_url)
+    asgi_name = "(b) bare uvicorn + ONNX Runtime"
+    asgi_results = measure(asgi_name, asgi_url, [1, load], seconds, lines)
     stop(asgi)
 
+    ours_rps = ours[load]["rps"]
     print("\n".join(lines))
-    print(f"\ncold start (serve run to first 200 from /predict): {cold_start:.1f} s")
+    print(f"\ncold start (make serve to first 200 from /predict): {cold_start:.1f} s")
     print(f"resident memory of Ray and HAProxy: idle {idle_mib:.0f} MiB, "
           f"after load {loaded_mib:.0f} MiB")  # fmt: skip
     print(f"/batch_predict: {batch['rps'] * 1000:.0f} users/s")
     print(
-        f"ratio to (a) Flask at c={load}: {ours[load]['rps'] / flask_result[load]['rps']:.1f}x"
-    )  # noqa: E501
+        f"ratio to (a) Flask at c={load}: {ours_rps / flask_results[load]['rps']:.1f}x"
+    )
     print(
-        f"ratio to (b) uvicorn at c={load}: {ours[load]['rps'] / asgi_result[load]['rps']:.0%}"
-    )  # noqa: E501
+        f"ratio to (b) uvicorn at c={load}: {ours_rps / asgi_results[load]['rps']:.0%}"
+    )
     print(
-        f"ratio to Serve's default proxy: {ours[load]['rps'] / default_proxy['rps']:.1f}x"
+        f"ratio to Serve's default proxy: {ours_rps / default_proxy[load]['rps']:.1f}x"
     )
 
 

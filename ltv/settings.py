@@ -48,7 +48,27 @@ class Settings(BaseSettings):
         description="Seconds between checks of the model alias; 0 turns polling off.",
     )
 
-    @field_validator("revenue_data", "mlflow_tracking_uri", mode="before")
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL for the prediction log; unset means SQLite "
+        "in the state folder.",
+    )
+    prediction_log: bool = Field(
+        default=True,
+        validation_alias="PREDICTION_LOG",
+        description="Record every prediction.",
+    )
+    prediction_log_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        validation_alias="PREDICTION_LOG_MAX_ROWS",
+        description="Rows kept in memory during a database outage before they "
+        "move to the spill file.",
+    )
+
+    @field_validator(
+        "revenue_data", "mlflow_tracking_uri", "database_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value

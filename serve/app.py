@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,9 @@ from serve.batching import (
 )
 from serve.errors import ServiceError, install_error_handlers
 from serve.fastpath import PredictFastPath
+from serve.log_store import StoreUnavailable, open_store
 from serve.metrics import MetricsMiddleware, ServiceMetrics
+from serve.prediction_log import PredictionLog, PredictionRecord, now
 from serve.scorer import Scorer, describe, load_scorer, resolve_version
 
 logger = logging.getLogger("ray.serve")
@@ -92,10 +95,58 @@ class RevenueService:
         self.model_uri = self.settings.champion_uri
         self.scorer: Scorer = self._load(self.model_uri)
         self.batcher = BatchScorer(lambda: self.scorer, self.metrics.observe_batch)
+        self.prediction_log = self._open_prediction_log()
         self._poller: asyncio.Task | None = None
         if self.settings.model_poll_interval_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll_alias())
         replica.service = self
+
+    def _open_prediction_log(self) -> PredictionLog | None:
+        if not self.settings.prediction_log:
+            logger.warning("prediction log is off (PREDICTION_LOG=0)")
+            return None
+        state = self.settings.state_path
+        store = open_store(self.settings.database_url, state / "predictions.db")
+        return PredictionLog(
+            store,
+            state / "predictions-spill.jsonl",
+            max_pending_rows=self.settings.prediction_log_max_rows,
+        )
+
+    def _record(
+        self,
+        endpoint: str,
+        request_id: str,
+        scorer: Scorer,
+        users: list[UserFeatures],
+        predicted: list[float],
+        inference_time_ms: float,
+    ) -> None:
+        if self.prediction_log is None:
+            return
+        created_at = now()
+        self.prediction_log.record(
+            [
+                PredictionRecord(
+                    request_id,
+                    created_at,
+                    scorer.name,
+                    scorer.version,
+                    endpoint,
+                    None,
+                    user,
+                    value,
+                    inference_time_ms,
+                )
+                for user, value in zip(users, predicted, strict=True)
+            ]
+        )
+
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: flush the log.
+        log = getattr(self, "prediction_log", None)
+        if log is not None:
+            log.close()
 
     def _load(self, model_uri: str) -> Scorer:
         scorer = load_scorer(self.settings, model_uri, _replica_cpus())
@@ -142,13 +193,16 @@ class RevenueService:
     ) -> dict[str, Any]:
         """Score one user; shared by the route and ``PredictFastPath``."""
         started = time.perf_counter()
-        version = self.scorer.version
+        scorer = self.scorer
         predicted = await self.batcher.score_one(user)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        request_id = request_id or uuid.uuid4().hex
+        self._record("predict", request_id, scorer, [user], [predicted], elapsed_ms)
         return {
             "predicted_revenue": predicted,
-            "model_version": version,
-            "inference_time_ms": (time.perf_counter() - started) * 1000,
-            "request_id": request_id or uuid.uuid4().hex,
+            "model_version": scorer.version,
+            "inference_time_ms": elapsed_ms,
+            "request_id": request_id,
         }
 
     @api.post("/predict", response_model=PredictResponse)
@@ -171,19 +225,24 @@ class RevenueService:
         predicted = await asyncio.to_thread(scorer.predict, columns_of(body.users))
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.metrics.observe_batch(len(predicted), predicted)
+        values = predicted.tolist()
+        request_id = _request_id(request)
+        self._record(
+            "batch_predict", request_id, scorer, body.users, values, elapsed_ms
+        )
         return ORJSONResponse(
             {
-                "predictions": [{"predicted_revenue": p} for p in predicted.tolist()],
-                "total_users": len(predicted),
+                "predictions": [{"predicted_revenue": p} for p in values],
+                "total_users": len(values),
                 "model_version": scorer.version,
                 "inference_time_ms": elapsed_ms,
-                "request_id": _request_id(request),
+                "request_id": request_id,
             }
         )
 
     @api.get("/health", response_model=HealthResponse)
     async def health(self) -> dict[str, str]:
-        """Liveness: the replica answers, with the model it has loaded."""
+        """Liveness: the replica responds, with the model it has loaded."""
         scorer = self.scorer
         return {
             "status": "ok",
@@ -215,6 +274,22 @@ class RevenueService:
         """The loaded model: version, training data, features, metrics, parity."""
         return describe(self.scorer)
 
+    @api.get("/stats")
+    async def stats(self, since: datetime | None = None) -> dict[str, Any]:
+        """Statistics from the prediction log, optionally since an ISO time."""
+        if self.prediction_log is None:
+            raise ServiceError(503, "log_disabled", "the prediction log is off")
+        try:
+            return await asyncio.to_thread(self.prediction_log.store.stats, since)
+        except StoreUnavailable as error:
+            logger.warning("GET /stats failed: prediction log store unavailable")
+            raise ServiceError(
+                503,
+                "log_unavailable",
+                f"the prediction log database is unavailable ({error}); "
+                "predictions are still served and logged when it returns",
+            ) from None
+
     @api.get("/v2/health/live")
     async def v2_live(self) -> dict[str, bool]:
         return {"live": True}
@@ -241,9 +316,16 @@ class RevenueService:
         body = await request.body()
         inference, binary = v2.split_body(body, request.headers.get(v2.HEADER_LENGTH))
         columns = v2.parse_inputs(inference, binary)
+        started = time.perf_counter()
         predicted = await asyncio.to_thread(scorer.predict, clean_columns(columns))
+        elapsed_ms = (time.perf_counter() - started) * 1000
         self.metrics.observe_batch(len(predicted), predicted)
         request_id = str(inference.get("id") or _request_id(request))
+        users = [
+            UserFeatures.model_construct(**dict(zip(columns, row, strict=True)))
+            for row in zip(*columns.values(), strict=True)
+        ]
+        self._record("v2", request_id, scorer, users, predicted.tolist(), elapsed_ms)
         return ORJSONResponse(
             v2.response(scorer.name, scorer.version, request_id, predicted)
         )

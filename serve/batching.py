@@ -12,7 +12,7 @@ from serve.scorer import Scorer
 logger = logging.getLogger("ray.serve")
 
 DEFAULT_MAX_BATCH_SIZE = 64
-DEFAULT_BATCH_WAIT_S = 0.002
+DEFAULT_BATCH_WAIT_S = 0.0005
 
 
 class ScoringError(RuntimeError):
@@ -25,7 +25,7 @@ def columns_of(users: Sequence[UserFeatures]) -> dict[str, np.ndarray]:
 
 
 class BatchScorer:
-    """Score users one request at a time while ONNX Runtime sees whole batches.
+    """Score users one request at a time while ONNX Runtime runs whole batches.
 
     A failing batch is retried user by user, so one bad item fails only its
     own request. Requests whose clients went away are dropped by

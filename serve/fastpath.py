@@ -2,9 +2,9 @@
 
 FastAPI's routing, dependency and serialization layers cost more CPU than
 scoring one user does. This middleware validates the body with the same
-``UserFeatures`` model, calls the same replica method as the FastAPI route,
-and writes the same JSON, so the route stays the documented contract (and the
-fallback) while the common case skips those layers.
+``UserFeatures`` model, calls the same replica method as the FastAPI route
+and writes the same JSON. The route stays the documented contract and the
+fallback, while the common case skips those layers.
 """
 
 import orjson

@@ -52,12 +52,21 @@ def running_serve(state_dir: Path):
             os.environ.pop(name, None)
 
 
-def deploy_revenue(name: str, route_prefix: str, user_config: dict | None = None):
+def deploy_revenue(
+    name: str,
+    route_prefix: str,
+    user_config: dict | None = None,
+    env_vars: dict[str, str] | None = None,
+):
+    """Deploy the revenue application; half a CPU each lets several apps share 2."""
     from ray import serve as ray_serve
 
     from serve.app import RevenueService
 
-    deployment = RevenueService
+    actor_options = {"num_cpus": 0.5}
+    if env_vars:
+        actor_options["runtime_env"] = {"env_vars": env_vars}
+    deployment = RevenueService.options(ray_actor_options=actor_options)
     if user_config is not None:
         deployment = deployment.options(user_config=user_config)
     ray_serve.run(deployment.bind(), name=name, route_prefix=route_prefix)

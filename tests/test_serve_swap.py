@@ -36,6 +36,8 @@ class Traffic(threading.Thread):
 
 
 def test_alias_move_swaps_model_under_load(serve_url, serving_state, sample_data):
+    from ray import serve as ray_serve
+
     from tests.serving import deploy_revenue, wait_until_healthy
 
     settings = make_settings(
@@ -61,6 +63,7 @@ def test_alias_move_swaps_model_under_load(serve_url, serving_state, sample_data
     finally:
         traffic.stop.set()
         traffic.join(timeout=15)
+        ray_serve.delete("swap")
 
     statuses = {status for status, _ in traffic.results}
     versions = [version for _, version in traffic.results]

@@ -90,7 +90,7 @@ def cross_validate(
     """Fit and score a fresh model on each fold of repeated K-fold.
 
     Every candidate gets the same splits for the same seed. ``out_of_fold``
-    holds the first repeat's predictions, one per user.
+    contains the first repeat's predictions, one per user.
     """
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     rows = []

@@ -83,8 +83,8 @@ def exposure(features: pd.DataFrame) -> np.ndarray:
 class RevenueModel(RegressorMixin, BaseEstimator):
     """Predict 7-day revenue as a LightGBM rate times the exposure.
 
-    ``pipeline_`` is the fitted scikit-learn ``Pipeline`` (encoder and
-    LightGBM) that predicts the rate; export compiles it and appends the
+    ``pipeline_`` is the fitted scikit-learn ``Pipeline`` of encoder and
+    LightGBM that predicts the rate. Export compiles it and appends the
     multiplication by the exposure to the same ONNX graph.
     """
 
