@@ -163,6 +163,7 @@ def test_outage_loses_and_repeats_nothing(throwaway_postgres, tmp_path):
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*), count(DISTINCT user_id) FROM predictions")
             total, distinct = cursor.fetchone()
+    print(f"outage test: sent {sent} rows, stored {total}, distinct {distinct}")
     assert total == sent
     assert distinct == sent
     assert spill.stat().st_size == 0

@@ -79,3 +79,22 @@ def test_database_down_keeps_predictions_and_503s_stats(serve_url):
         assert stats.json()["error"] == "log_unavailable"
     finally:
         ray_serve.delete("deadlog")
+
+
+def test_graceful_delete_flushes_queued_rows(serve_url, serving_state):
+    from ray import serve as ray_serve
+
+    from tests.serving import deploy_revenue, wait_until_healthy
+
+    deploy_revenue("restartlog", "/restartlog")
+    wait_until_healthy(f"{serve_url}/restartlog/health")
+    headers = {"X-Request-ID": "log-restart"}
+    body = {"users": [USER] * 50}
+    response = httpx.post(
+        f"{serve_url}/restartlog/batch_predict", json=body, headers=headers
+    )
+    assert response.status_code == 200
+    # The delete starts within the writer's 200 ms flush interval, so rows
+    # may still be queued; either way all 50 are stored once it returns.
+    ray_serve.delete("restartlog")
+    assert logged_rows(serving_state.settings.state_path, "log-restart", 50, 2) == 50
