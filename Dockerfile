@@ -23,7 +23,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LTV_STATE_DIR=/home/ltv/state \
     SERVE_HOST=0.0.0.0 \
-    SERVE_PORT=8000
+    SERVE_PORT=8000 \
+    RAY_SERVE_ENABLE_HA_PROXY=1 \
+    RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
+    RAY_worker_niceness=0
 USER ltv
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=5 \

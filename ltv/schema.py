@@ -132,27 +132,26 @@ Count = Annotated[
 ]
 Text = Annotated[str | None, Field(default=None, max_length=MAX_TEXT_LENGTH)]
 
+# The payload that clients of this service send, as documented in the README.
+EXAMPLE_USER = {
+    "country": "es",
+    "country_region": "Madrid",
+    "source": "Organic",
+    "platform": "iOS",
+    "device_family": "Apple iPhone",
+    "os_version": "14.4",
+    "event_1": 100,
+    "event_2": 50,
+    "event_3": 10.0,
+}
+
 
 class UserFeatures(BaseModel):
     """One user as clients send it. Unknown extra fields are ignored."""
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "country": "es",
-                    "country_region": "Madrid",
-                    "source": "Organic",
-                    "platform": "iOS",
-                    "device_family": "Apple iPhone",
-                    "os_version": "14.4",
-                    "event_1": 100,
-                    "event_2": 50,
-                    "event_3": 10.0,
-                }
-            ]
-        },
+        json_schema_extra={"examples": [EXAMPLE_USER]},
     )
 
     user_id: Text = None

@@ -31,7 +31,7 @@ WRITE_BATCH_ROWS = 5000
 
 @dataclass(frozen=True)
 class PredictionRecord:
-    """What the request path hands over; the writer thread builds the row."""
+    """Prediction data from the request path; the writer thread builds the row."""
 
     request_id: str
     created_at: datetime
@@ -102,7 +102,7 @@ class PredictionLog:
         self._thread.start()
 
     def record(self, records: list[PredictionRecord]) -> None:
-        """Queue records; this never blocks and never touches the database."""
+        """Queue records without blocking or touching the database."""
         self._incoming.extend(records)
 
     @property

@@ -10,21 +10,16 @@ import pytest
 
 from export.onnx_graph import compile_model
 from export.parity import onnx_inputs
-from ltv.schema import CATEGORICAL_FIELDS, clean_frame, feature_frame_from_users
+from ltv.schema import (
+    CATEGORICAL_FIELDS,
+    EXAMPLE_USER,
+    clean_frame,
+    feature_frame_from_users,
+)
 from training.data import load_users
 from training.model import RevenueModel
 
-BASE_USER = {
-    "country": "es",
-    "country_region": "Madrid",
-    "source": "Organic",
-    "platform": "iOS",
-    "device_family": "Apple iPhone",
-    "os_version": "14.4",
-    "event_1": 0,
-    "event_2": 40,
-    "event_3": 2.0,
-}
+BASE_USER = {**EXAMPLE_USER, "event_1": 0, "event_2": 40, "event_3": 2.0}
 
 
 class Predictors:

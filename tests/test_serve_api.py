@@ -5,19 +5,11 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
+from ltv.schema import EXAMPLE_USER
+
 pytestmark = pytest.mark.serve
 
-USER = {
-    "country": "es",
-    "country_region": "Madrid",
-    "source": "Organic",
-    "platform": "iOS",
-    "device_family": "Apple iPhone",
-    "os_version": "14.4",
-    "event_1": 100,
-    "event_2": 50,
-    "event_3": 10.0,
-}
+USER = EXAMPLE_USER
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,13 @@ import pytest
 
 from export.parity import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE
 from ltv.registry import configure_mlflow
-from ltv.schema import RAW_FIELDS, clean_frame
+from ltv.schema import EXAMPLE_USER, RAW_FIELDS, clean_frame
 from training.data import load_users
 
 pytestmark = [pytest.mark.real_data, pytest.mark.serve]
 
 ROWS_TO_SEND = 300
-EXAMPLE = {
-    "country": "es",
-    "country_region": "Madrid",
-    "source": "Organic",
-    "platform": "iOS",
-    "device_family": "Apple iPhone",
-    "os_version": "14.4",
-    "event_1": 100,
-    "event_2": 50,
-    "event_3": 10.0,
-}
+EXAMPLE = EXAMPLE_USER
 
 
 @pytest.fixture(scope="module")

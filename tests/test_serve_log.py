@@ -1,9 +1,11 @@
 """Every served prediction lands in the prediction log; /stats reads it."""
 
 import sqlite3
+import threading
 import time
 
 import httpx
+import psycopg2
 import pytest
 
 pytestmark = pytest.mark.serve
@@ -98,3 +100,48 @@ def test_graceful_delete_flushes_queued_rows(serve_url, serving_state):
     # may still be queued; either way all 50 are stored once it returns.
     ray_serve.delete("restartlog")
     assert logged_rows(serving_state.settings.state_path, "log-restart", 50, 2) == 50
+
+
+def test_postgres_outage_fails_no_prediction_and_loses_no_row(serve_url):
+    from ray import serve as ray_serve
+
+    from tests.serving import deploy_revenue, wait_until_healthy
+    from tests.throwaway_postgres import ThrowawayPostgres
+
+    database = ThrowawayPostgres()
+    database.start()
+    deploy_revenue("pglog", "/pglog", env_vars={"DATABASE_URL": database.dsn})
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                response = client.post(f"{serve_url}/pglog/predict", json=USER)
+                statuses.append(response.status_code)
+
+    try:
+        wait_until_healthy(f"{serve_url}/pglog/health")
+        sender = threading.Thread(target=traffic)
+        sender.start()
+        time.sleep(2)
+        database.stop()
+        time.sleep(3)
+        database.start()
+        time.sleep(3)
+        stop.set()
+        sender.join()
+        ray_serve.delete("pglog")
+
+        with psycopg2.connect(database.dsn) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*), count(DISTINCT id) FROM predictions")
+                stored, distinct = cursor.fetchone()
+    finally:
+        stop.set()
+        database.remove()
+
+    print(f"service outage test: {len(statuses)} predictions, {stored} rows")
+    assert set(statuses) == {200}
+    assert stored == len(statuses)
+    assert distinct == stored
