@@ -34,17 +34,22 @@ export: install
 model: train export
 
 # A local Ray cluster on 127.0.0.1 without the dashboard, which would add
-# about 0.8 GiB of resident memory, and with metrics on a fixed port; Serve
-# runs in the foreground and Ctrl-C stops both.
+# about 0.8 GiB of resident memory, and with metrics on a fixed port. Serve
+# runs in the foreground; when it exits (Ctrl-C included), `ray stop` ends
+# every Ray process of this user on the machine, and pkill the HAProxy that
+# Ray starts, which a forced stop leaves running. A cluster left on RAY_PORT
+# by an interrupted run is reused.
 RAY_PORT ?= 6390
 METRICS_PORT ?= 8080
 
 serve: install
 	$(VENV)/bin/ray start --head --node-ip-address 127.0.0.1 --port $(RAY_PORT) \
 		--include-dashboard=false --metrics-export-port $(METRICS_PORT) \
-		--disable-usage-stats
-	trap '$(VENV)/bin/ray stop' EXIT; \
-		$(VENV)/bin/serve run --address auto serve_config.yaml
+		--disable-usage-stats \
+		|| echo "Ray already runs on port $(RAY_PORT); Serve will use it"
+	trap 'exit 130' INT TERM; \
+	trap '$(VENV)/bin/ray stop --force; pkill -f "[r]ay_haproxy/bin/haproxy"' EXIT; \
+	$(VENV)/bin/serve run --address auto serve_config.yaml
 
 run: model serve
 
