@@ -91,6 +91,9 @@ class PredictionLog:
         self.spill_path = spill_path
         self.flush_interval_s = flush_interval_s
         self.max_pending_rows = max_pending_rows
+        # NOTE: this deque has no bound of its own; the writer empties it every
+        # flush interval, and only rows moved to _pending count towards
+        # max_pending_rows. A stalled writer thread would let it grow.
         self._incoming: collections.deque[PredictionRecord] = collections.deque()
         self._pending: list[tuple] = []
         self._outage_started: float | None = None

@@ -120,7 +120,7 @@ def test_unseen_device_scored_like_its_brand(predictors):
     assert unseen[0] == pytest.approx(known[0], rel=0.5)
 
 
-def test_predictions_frame_has_no_nan_for_real_like_rows(predictors, sample_data):
+def test_sample_rows_predict_no_nan(predictors, sample_data):
     raw = load_users(sample_data).head(500)
     predicted = predictors.model.predict(clean_frame(raw))
     assert not pd.isna(predicted).any()

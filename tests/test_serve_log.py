@@ -102,7 +102,7 @@ def test_graceful_delete_flushes_queued_rows(serve_url, serving_state):
     assert logged_rows(serving_state.settings.state_path, "log-restart", 50, 2) == 50
 
 
-def test_postgres_outage_fails_no_prediction_and_loses_no_row(serve_url):
+def test_postgres_outage_loses_nothing(serve_url):
     from ray import serve as ray_serve
 
     from tests.serving import deploy_revenue, wait_until_healthy
