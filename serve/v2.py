@@ -31,6 +31,7 @@ NUMERIC_TYPES = {
     "UINT64": "<u8",
 }
 HEADER_LENGTH = "inference-header-content-length"
+_END = object()
 
 
 def metadata(name: str, version: str) -> dict[str, Any]:
@@ -74,11 +75,21 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
 
 
 def _flatten(data: Any) -> list:
-    if not isinstance(data, list):
-        return [data]
+    """Return the leaves of nested lists in order, without recursion.
+
+    A loop instead of recursion, because a body nested about 1,000 levels deep
+    would otherwise raise RecursionError and turn into a 500.
+    """
     flat: list = []
-    for item in data:
-        flat.extend(_flatten(item) if isinstance(item, list) else [item])
+    stack = [iter([data])]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
+        else:
+            flat.append(item)
     return flat
 
 

@@ -198,3 +198,17 @@ def test_v2_infer_rejects_invalid_inputs(client, inputs):
     response = client.post("/v2/models/revenue-7d/infer", json={"inputs": inputs})
     assert 400 <= response.status_code < 500
     assert "message" in response.json()
+
+
+def test_v2_infer_deeply_nested_data_is_4xx(client):
+    # 990 levels: deep enough for RecursionError in a recursive flatten,
+    # within orjson's nesting limit of 1,024.
+    nested = "[" * 990 + "1.0" + "]" * 990
+    body = '{"inputs": [{"name": "event_1", "datatype": "FP32", "shape": [1], "data": '
+    body += nested + "}]}"
+    response = client.post(
+        "/v2/models/revenue-7d/infer",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= response.status_code < 500
