@@ -28,8 +28,8 @@ class BatchScorer:
     """Score users one request at a time while ONNX Runtime runs whole batches.
 
     A failing batch is retried user by user, so one bad item fails only its
-    own request. Requests whose clients went away are dropped by
-    ``serve.batch`` before the batch runs.
+    own request. In Ray 2.60 ``serve.batch`` skips requests whose futures were
+    cancelled, which is what a client disconnect does.
     """
 
     def __init__(

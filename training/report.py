@@ -18,7 +18,7 @@ DECILES = 10
 def comparison_table(
     summaries: dict[str, dict[str, float]], chosen: str
 ) -> pd.DataFrame:
-    """One row per candidate: each metric as mean and standard deviation."""
+    """Return one row per candidate with each metric as mean ± standard deviation."""
     rows = []
     for name, summary in summaries.items():
         row = {"candidate": f"**{name}**" if name == chosen else name}

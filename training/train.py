@@ -69,9 +69,9 @@ def source_fingerprint(data_sha256: str, settings: Settings) -> str:
 def train(settings: Settings, force: bool = False) -> TrainResult:
     """Check the data, compare candidates, fit the chosen model, log to MLflow.
 
-    The parent run holds the served model (refit on all rows), its hold-out
-    and cross-validated metrics and the report; each candidate is a nested
-    run with its own metrics and model.
+    The parent run contains the served model (refit on all rows), its
+    hold-out and cross-validated metrics and the report. Each candidate is a
+    nested run with its own metrics and model.
     """
     client = configure_mlflow(settings)
     data_path = resolve_data_path(settings)
