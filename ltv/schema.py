@@ -12,7 +12,7 @@ from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 CATEGORICAL_FIELDS = (
     "country",
@@ -67,15 +67,19 @@ def parse_os_version(value: Any) -> tuple[float, float]:
     """Return the major and minor version, NaN where they cannot be read.
 
     ``"8.1.0"`` gives (8, 1), ``"10"`` gives (10, 0) because a bare major
-    version means its first minor release, and ``""`` gives (NaN, NaN).
+    version means its first minor release, and ``""`` or a number beyond
+    float32 range gives (NaN, NaN).
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return math.nan, math.nan
     match = _VERSION.match(str(value))
     if match is None:
         return math.nan, math.nan
-    major, minor = match.groups()
-    return float(major), float(minor or 0)
+    major, minor = (float(part or 0) for part in match.groups())
+    # A version too large for float32 would reach the model as infinity.
+    if major > FLOAT32_MAX or minor > FLOAT32_MAX:
+        return math.nan, math.nan
+    return major, minor
 
 
 def clean_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
@@ -121,8 +125,11 @@ def feature_frame_from_users(users: Iterable[Mapping[str, Any]]) -> pd.DataFrame
     return pd.DataFrame(clean_columns(columns))
 
 
+# Strict: a count must be a JSON number. Booleans and numeric strings are
+# rejected, so a client that sends "12" or true learns of its bug.
 Count = Annotated[
     float,
+    Strict(),
     Field(
         ge=0,
         le=FLOAT32_MAX,
@@ -220,10 +227,12 @@ def validate_columns(
 def _count_problem(value: Any, nullable: bool) -> str | None:
     if value is None:
         return None if nullable else "must not be null"
-    if isinstance(value, bool):
-        return "must be a number, not a boolean"
+    if isinstance(value, bool | str | bytes):
+        return f"must be a number, not {type(value).__name__}"
     try:
         number = float(value)
+    except OverflowError:
+        return "exceeds the float32 range"
     except (TypeError, ValueError):
         return "must be a number"
     if not math.isfinite(number):

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,8 +66,54 @@ class Settings(BaseSettings):
         "move to the spill file.",
     )
 
+    api_keys: SecretStr | None = Field(
+        default=None,
+        validation_alias="API_KEYS",
+        description="Comma-separated API keys; set, every endpoint but health "
+        "and readiness needs one.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        validation_alias="API_KEYS_FILE",
+        description="File of accepted keys' SHA-256 digests, one per line with "
+        "an optional label.",
+    )
+    rate_limit_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias="RATE_LIMIT_PER_S",
+        description="Requests per second per key (or client address without "
+        "keys), per replica; unset means no limit.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="RATE_LIMIT_BURST",
+        description="Requests a client may send at once before the rate applies.",
+    )
+    rate_limit_client_header: str | None = Field(
+        default=None,
+        validation_alias="RATE_LIMIT_CLIENT_HEADER",
+        description="Header whose last entry names the client address, set by "
+        "a trusted proxy (for example X-Forwarded-For).",
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1,
+        validation_alias="MAX_BODY_BYTES",
+        description="Largest request body accepted; larger bodies get 413.",
+    )
+
     @field_validator(
-        "revenue_data", "mlflow_tracking_uri", "database_url", mode="before"
+        "revenue_data",
+        "mlflow_tracking_uri",
+        "database_url",
+        "api_keys",
+        "api_keys_file",
+        "rate_limit_per_s",
+        "rate_limit_burst",
+        "rate_limit_client_header",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

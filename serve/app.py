@@ -10,12 +10,13 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import ray
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import ORJSONResponse
 from mlflow.tracking import MlflowClient
 from ray import serve
@@ -42,13 +43,53 @@ from serve.log_store import StoreUnavailable, open_store
 from serve.metrics import MetricsMiddleware, ServiceMetrics
 from serve.prediction_log import PredictionLog, PredictionRecord, now
 from serve.scorer import Scorer, describe, load_scorer, resolve_version
+from serve.security import KEY_ID_SCOPE, OPEN_PATHS, GuardConfig, RequestGuard
 
 logger = logging.getLogger("ray.serve")
 
 SETTINGS = get_settings()
 BatchPredictRequest = batch_request_model(SETTINGS.max_batch_users)
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 429, 503)}
+ERRORS = {
+    status: {"model": ErrorResponse} for status in (400, 401, 413, 415, 422, 429, 503)
+}
+NOT_FOUND = {404: {"model": ErrorResponse}}
 READINESS_USER = UserFeatures(event_1=0, event_2=1)
+SINCE = Query(
+    None,
+    description="Only predictions at or after this ISO 8601 time; UTC if it "
+    "has no offset.",
+    json_schema_extra={"format": "date-time"},
+)
+V2_INFER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["inputs"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "inputs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "shape", "datatype", "data"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "shape": {
+                                    "type": "array",
+                                    "items": {"type": "integer"},
+                                },
+                                "datatype": {"type": "string"},
+                                "data": {"type": "array"},
+                            },
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
 
 
 class ReplicaRef:
@@ -56,6 +97,7 @@ class ReplicaRef:
 
     service: "RevenueService | None" = None
     metrics: ServiceMetrics | None = None
+    guard: GuardConfig | None = None
 
 
 replica = ReplicaRef()
@@ -67,10 +109,34 @@ api = FastAPI(
     responses=ERRORS,
 )
 install_error_handlers(api)
-# Starlette puts the middleware added last outermost, so metrics see the
-# fast path's responses too.
+# Starlette puts the middleware added last outermost: metrics see every
+# response, and the key, rate and size checks run before the fast path.
 api.add_middleware(PredictFastPath, replica=replica)
+api.add_middleware(RequestGuard, ref=replica)
 api.add_middleware(MetricsMiddleware, service_metrics=replica)
+
+
+def _openapi() -> dict[str, Any]:
+    """The OpenAPI document, with the bearer key on every path but the open ones."""
+    if api.openapi_schema is None:
+        schema = get_openapi(
+            title=api.title,
+            version=api.version,
+            description=api.description,
+            routes=api.routes,
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "apiKey": {"type": "http", "scheme": "bearer"}
+        }
+        schema["security"] = [{"apiKey": []}]
+        for path in OPEN_PATHS:
+            for operation in schema["paths"].get(path, {}).values():
+                operation["security"] = []
+        api.openapi_schema = schema
+    return api.openapi_schema
+
+
+api.openapi = _openapi
 
 
 def _replica_cpus() -> int:
@@ -79,6 +145,20 @@ def _replica_cpus() -> int:
     except RuntimeError:
         cpus = 1
     return max(1, int(cpus))
+
+
+def _parse_time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ServiceError(
+            422,
+            "invalid_request",
+            f"{name}: expected an ISO 8601 time such as 2026-12-01T00:00:00Z",
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _request_id(request: Request) -> str:
@@ -92,6 +172,9 @@ class RevenueService:
         self.settings = get_settings()
         self.metrics = ServiceMetrics()
         replica.metrics = self.metrics
+        guard = GuardConfig.from_settings(self.settings)
+        guard.log_summary()
+        replica.guard = guard
         self.model_uri = self.settings.champion_uri
         self.scorer: Scorer = self._load(self.model_uri)
         self.batcher = BatchScorer(lambda: self.scorer, self.metrics.observe_batch)
@@ -117,6 +200,7 @@ class RevenueService:
         self,
         endpoint: str,
         request_id: str,
+        api_key_id: str | None,
         scorer: Scorer,
         users: list[UserFeatures],
         predicted: list[float],
@@ -133,7 +217,7 @@ class RevenueService:
                     scorer.name,
                     scorer.version,
                     endpoint,
-                    None,
+                    api_key_id,
                     user,
                     value,
                     inference_time_ms,
@@ -189,7 +273,7 @@ class RevenueService:
                 logger.exception("checking %s for a new version failed", self.model_uri)
 
     async def predict_user(
-        self, user: UserFeatures, request_id: str | None
+        self, user: UserFeatures, request_id: str | None, api_key_id: str | None
     ) -> dict[str, Any]:
         """Score one user; shared by the route and ``PredictFastPath``."""
         started = time.perf_counter()
@@ -197,7 +281,9 @@ class RevenueService:
         predicted = await self.batcher.score_one(user)
         elapsed_ms = (time.perf_counter() - started) * 1000
         request_id = request_id or uuid.uuid4().hex
-        self._record("predict", request_id, scorer, [user], [predicted], elapsed_ms)
+        self._record(
+            "predict", request_id, api_key_id, scorer, [user], [predicted], elapsed_ms
+        )
         return {
             "predicted_revenue": predicted,
             "model_version": scorer.version,
@@ -212,7 +298,9 @@ class RevenueService:
         Requests normally take ``PredictFastPath``, which has the same
         validation, errors and response; this route documents them.
         """
-        payload = await self.predict_user(user, request.headers.get("x-request-id"))
+        payload = await self.predict_user(
+            user, request.headers.get("x-request-id"), request.scope.get(KEY_ID_SCOPE)
+        )
         return ORJSONResponse(payload)
 
     @api.post("/batch_predict", response_model=BatchPredictResponse)
@@ -227,8 +315,15 @@ class RevenueService:
         self.metrics.observe_batch(len(predicted), predicted)
         values = predicted.tolist()
         request_id = _request_id(request)
+        api_key_id = request.scope.get(KEY_ID_SCOPE)
         self._record(
-            "batch_predict", request_id, scorer, body.users, values, elapsed_ms
+            "batch_predict",
+            request_id,
+            api_key_id,
+            scorer,
+            body.users,
+            values,
+            elapsed_ms,
         )
         return ORJSONResponse(
             {
@@ -275,12 +370,13 @@ class RevenueService:
         return describe(self.scorer)
 
     @api.get("/stats")
-    async def stats(self, since: datetime | None = None) -> dict[str, Any]:
+    async def stats(self, since: str | None = SINCE) -> dict[str, Any]:
         """Statistics from the prediction log, optionally since an ISO time."""
+        start = _parse_time("since", since)
         if self.prediction_log is None:
             raise ServiceError(503, "log_disabled", "the prediction log is off")
         try:
-            return await asyncio.to_thread(self.prediction_log.store.stats, since)
+            return await asyncio.to_thread(self.prediction_log.store.stats, start)
         except StoreUnavailable as error:
             logger.warning("GET /stats failed: prediction log store unavailable")
             raise ServiceError(
@@ -299,17 +395,21 @@ class RevenueService:
         await self.ready()
         return {"ready": True}
 
-    @api.get("/v2/models/{model_name}")
+    @api.get("/v2/models/{model_name}", responses=NOT_FOUND)
     async def v2_metadata(self, model_name: str) -> dict[str, Any]:
         scorer = self._v2_scorer(model_name)
         return v2.metadata(scorer.name, scorer.version)
 
-    @api.get("/v2/models/{model_name}/ready")
+    @api.get("/v2/models/{model_name}/ready", responses=NOT_FOUND)
     async def v2_model_ready(self, model_name: str) -> dict[str, Any]:
         scorer = self._v2_scorer(model_name)
         return {"name": scorer.name, "ready": True}
 
-    @api.post("/v2/models/{model_name}/infer")
+    @api.post(
+        "/v2/models/{model_name}/infer",
+        responses=NOT_FOUND,
+        openapi_extra={"requestBody": V2_INFER_BODY},
+    )
     async def v2_infer(self, model_name: str, request: Request) -> ORJSONResponse:
         """Open Inference Protocol inference: one tensor per raw field."""
         scorer = self._v2_scorer(model_name)
@@ -325,7 +425,15 @@ class RevenueService:
             UserFeatures.model_construct(**dict(zip(columns, row, strict=True)))
             for row in zip(*columns.values(), strict=True)
         ]
-        self._record("v2", request_id, scorer, users, predicted.tolist(), elapsed_ms)
+        self._record(
+            "v2",
+            request_id,
+            request.scope.get(KEY_ID_SCOPE),
+            scorer,
+            users,
+            predicted.tolist(),
+            elapsed_ms,
+        )
         return ORJSONResponse(
             v2.response(scorer.name, scorer.version, request_id, predicted)
         )

@@ -56,7 +56,23 @@ async def _on_validation_error(request: Request, error: RequestValidationError):
     return ORJSONResponse(validation_body(error.errors()), status_code=422)
 
 
+def _body_problem(error: HTTPException) -> str | None:
+    """Name what FastAPI's "error parsing the body" 400 was about, if known."""
+    cause = error.__cause__
+    if isinstance(cause, RecursionError):
+        return "request body is JSON nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "request body is not valid UTF-8"
+    if isinstance(cause, ValueError):
+        return f"request body is not valid JSON: {cause}"
+    return None
+
+
 async def _on_http_error(request: Request, error: HTTPException):
+    # FastAPI answers 400 when its JSON decoder raises something other than
+    # a decode error; such a body is as invalid as any other, so 422.
+    if error.status_code == 400 and (problem := _body_problem(error)):
+        return ORJSONResponse(error_body("invalid_request", problem), status_code=422)
     code = _HTTP_CODES.get(error.status_code, "http_error")
     return ORJSONResponse(
         error_body(code, str(error.detail)),

@@ -7,33 +7,12 @@ and writes the same JSON. The route stays the documented contract and the
 fallback, while the common case skips those layers.
 """
 
-import orjson
 from pydantic import ValidationError
 
 from ltv.schema import UserFeatures
+from serve.asgi import header, send_json
 from serve.errors import ServiceError, error_body, validation_body
-
-
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-async def _send_json(send, status: int, payload: dict) -> None:
-    body = orjson.dumps(payload)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+from serve.security import KEY_ID_SCOPE
 
 
 async def _read_body(receive) -> bytes:
@@ -63,9 +42,9 @@ class PredictFastPath:
             await self.app(scope, receive, send)
             return
 
-        content_type = _header(scope, b"content-type")
+        content_type = header(scope, b"content-type")
         if content_type is not None and "json" not in content_type.lower():
-            await _send_json(
+            await send_json(
                 send,
                 415,
                 error_body(
@@ -81,11 +60,13 @@ class PredictFastPath:
         try:
             user = UserFeatures.model_validate_json(body)
         except ValidationError as error:
-            await _send_json(send, 422, validation_body(error.errors()))
+            await send_json(send, 422, validation_body(error.errors()))
             return
         try:
-            payload = await service.predict_user(user, _header(scope, b"x-request-id"))
+            payload = await service.predict_user(
+                user, header(scope, b"x-request-id"), scope.get(KEY_ID_SCOPE)
+            )
         except ServiceError as error:
-            await _send_json(send, error.status, error_body(error.error, error.message))
+            await send_json(send, error.status, error_body(error.error, error.message))
             return
-        await _send_json(send, 200, payload)
+        await send_json(send, 200, payload)

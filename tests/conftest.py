@@ -1,3 +1,4 @@
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,10 @@ os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
 os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
 os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
 
-import pytest  # noqa: E402
+import pytest
 
 from export.register import ExportResult, export
-from ltv.sample import ensure_sample  # noqa: E402
+from ltv.sample import ensure_sample
 from ltv.settings import Settings
 from training.train import TrainResult, train
 
@@ -98,3 +99,25 @@ def serve_url(serving_state):
         deploy_revenue("revenue", "/")
         wait_until_healthy(f"{base_url}/health")
         yield base_url
+
+
+SECURE_KEY = "test-key-3c9f1e7a52"
+SECURE_KEY_ID = "test-client"
+
+
+@pytest.fixture(scope="session")
+def secure_url(serve_url, tmp_path_factory):
+    """The revenue application at /secure, with API keys and a 1 MB body limit.
+
+    The keys file holds digests only: a key in ``runtime_env`` would be
+    written to Ray's runtime environment agent log.
+    """
+    from tests.serving import deploy_revenue, wait_until_healthy
+
+    keys = tmp_path_factory.mktemp("keys") / "api-keys"
+    digests = [hashlib.sha256(k.encode()).hexdigest() for k in (SECURE_KEY, "k2")]
+    keys.write_text(f"{digests[0]} {SECURE_KEY_ID}\n{digests[1]}\n")
+    env = {"API_KEYS_FILE": str(keys), "MAX_BODY_BYTES": "1000000"}
+    deploy_revenue("secure", "/secure", env_vars=env)
+    wait_until_healthy(f"{serve_url}/secure/health")
+    return f"{serve_url}/secure"

@@ -94,10 +94,17 @@ def test_user_features_accepts_example_payload():
     assert user.event_3 is None
 
 
-def test_user_features_accepts_numeric_strings():
-    assert (
-        UserFeatures.model_validate({"event_1": "3", "event_2": "4.5"}).event_2 == 4.5
-    )
+@pytest.mark.parametrize("value", ["4.5", True, b"4"])
+def test_user_features_rejects_count_that_is_not_a_number(value):
+    with pytest.raises(ValidationError, match="valid number"):
+        UserFeatures.model_validate({"event_1": 0, "event_2": value})
+
+
+def test_user_features_rejects_integer_beyond_float_range():
+    with pytest.raises(ValidationError):
+        UserFeatures.model_validate_json(
+            '{"event_1": 0, "event_2": 1' + "0" * 400 + "}"
+        )
 
 
 @pytest.mark.parametrize(
