@@ -14,6 +14,9 @@ export RAY_SERVE_THROUGHPUT_OPTIMIZED ?= 1
 # Ray starts its workers at nice 15; at 0 the replicas keep their share of
 # the CPU when a load generator or other work runs on the same machine.
 export RAY_worker_niceness ?= 0
+# HAProxy waits an hour for a silent client by default, so held-open requests
+# (slow headers or bodies) can use up the replicas' request slots.
+export RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S ?= 30
 
 .PHONY: install model train export run serve test lock clean
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ from serve.batching import (
     BatchScorer,
     columns_of,
 )
-from serve.errors import ServiceError, install_error_handlers
+from serve.errors import ServiceError, install_error_handlers, shorten
 from serve.fastpath import PredictFastPath
 from serve.log_store import StoreUnavailable, open_store
 from serve.metrics import MetricsMiddleware, ServiceMetrics
@@ -158,7 +159,8 @@ def _parse_time(name: str, value: str | None) -> datetime | None:
             "invalid_request",
             f"{name}: expected an ISO 8601 time such as 2026-12-01T00:00:00Z",
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # The log stores UTC times, and SQLite compares them as text.
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _request_id(request: Request) -> str:
@@ -179,6 +181,10 @@ class RevenueService:
         self.scorer: Scorer = self._load(self.model_uri)
         self.batcher = BatchScorer(lambda: self.scorer, self.metrics.observe_batch)
         self.prediction_log = self._open_prediction_log()
+        # /stats scans the whole log: one at a time, on a thread of its own,
+        # so a burst of them cannot hold the threads that batches run on.
+        self._stats_lock = asyncio.Lock()
+        self._stats_thread = ThreadPoolExecutor(1, thread_name_prefix="stats")
         self._poller: asyncio.Task | None = None
         if self.settings.model_poll_interval_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll_alias())
@@ -335,7 +341,7 @@ class RevenueService:
             }
         )
 
-    @api.get("/health", response_model=HealthResponse)
+    @api.api_route("/health", methods=["GET", "HEAD"], response_model=HealthResponse)
     async def health(self) -> dict[str, str]:
         """Liveness: the replica responds, with the model it has loaded."""
         scorer = self.scorer
@@ -345,7 +351,7 @@ class RevenueService:
             "model_version": scorer.version,
         }
 
-    @api.get("/ready", response_model=HealthResponse)
+    @api.api_route("/ready", methods=["GET", "HEAD"], response_model=HealthResponse)
     async def ready(self) -> dict[str, str]:
         """Readiness: the loaded model scores a user."""
         scorer = self.scorer
@@ -376,7 +382,10 @@ class RevenueService:
         if self.prediction_log is None:
             raise ServiceError(503, "log_disabled", "the prediction log is off")
         try:
-            return await asyncio.to_thread(self.prediction_log.store.stats, start)
+            async with self._stats_lock:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._stats_thread, self.prediction_log.store.stats, start
+                )
         except StoreUnavailable as error:
             logger.warning("GET /stats failed: prediction log store unavailable")
             raise ServiceError(
@@ -415,12 +424,12 @@ class RevenueService:
         scorer = self._v2_scorer(model_name)
         body = await request.body()
         inference, binary = v2.split_body(body, request.headers.get(v2.HEADER_LENGTH))
-        columns = v2.parse_inputs(inference, binary)
+        request_id = v2.request_id(inference) or _request_id(request)
+        columns = v2.parse_inputs(inference, binary, self.settings.max_batch_users)
         started = time.perf_counter()
         predicted = await asyncio.to_thread(scorer.predict, clean_columns(columns))
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.metrics.observe_batch(len(predicted), predicted)
-        request_id = str(inference.get("id") or _request_id(request))
         users = [
             UserFeatures.model_construct(**dict(zip(columns, row, strict=True)))
             for row in zip(*columns.values(), strict=True)
@@ -442,7 +451,9 @@ class RevenueService:
         scorer = self.scorer
         if model_name != scorer.name:
             raise ServiceError(
-                404, "model_not_found", f"model {model_name!r} is not served here"
+                404,
+                "model_not_found",
+                f"model {shorten(model_name)!r} is not served here",
             )
         return scorer
 

@@ -24,6 +24,17 @@ _HTTP_CODES = {
 }
 
 
+MAX_REQUEST_ID_LENGTH = 128
+MAX_ECHO_LENGTH = 64
+
+
+def shorten(text: str) -> str:
+    """Cut a client-supplied name to ``MAX_ECHO_LENGTH`` characters for a message."""
+    if len(text) <= MAX_ECHO_LENGTH:
+        return text
+    return text[:MAX_ECHO_LENGTH] + "..."
+
+
 class ServiceError(Exception):
     """An error with the HTTP status and code it maps to."""
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ltv.schema import UserFeatures
 from serve.asgi import header, send_json
-from serve.errors import ServiceError, error_body, validation_body
+from serve.errors import ServiceError, error_body, shorten, validation_body
 from serve.security import KEY_ID_SCOPE
 
 
@@ -49,7 +49,8 @@ class PredictFastPath:
                 415,
                 error_body(
                     "unsupported_media_type",
-                    f"content type {content_type!r} is not JSON; send application/json",
+                    f"content type {shorten(content_type)!r} is not JSON; "
+                    "send application/json",
                 ),
             )
             return

@@ -1,8 +1,12 @@
 """API keys, per-client rate limits and the body size limit, in one ASGI layer.
 
 The checks run before any route or the ``/predict`` fast path, in this order:
-the key (401), the client's token bucket (429), then the body size (413), so
-a request without a valid key is answered before its body is read.
+the key (401), the client's token bucket (429), the request id (422), then
+the body size (413), so a request without a valid key is answered before its
+body is read. Those early answers close the connection, and a request that
+passes has its whole body read before the application sees it. A proxy in
+front (HAProxy with HTTP/2 clients) may otherwise reuse a backend connection
+whose unread body bytes would then be parsed as the next client's request.
 
 Keys are never stored or logged. The service keeps the SHA-256 digest of each
 key, compares the digest of the presented key with every stored digest in
@@ -24,13 +28,14 @@ from pathlib import Path
 
 from ltv.settings import Settings
 from serve.asgi import header, send_json
-from serve.errors import error_body
+from serve.errors import MAX_REQUEST_ID_LENGTH, error_body
 
 logger = logging.getLogger("ray.serve")
 
 KEY_ID_SCOPE = "ltv.api_key_id"
 OPEN_PATHS = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready"})
 KEY_ID_DIGITS = 12
+CLOSE = [(b"connection", b"close")]
 MAX_TRACKED_CLIENTS = 10_000
 
 
@@ -210,7 +215,9 @@ class RequestGuard:
             return
         config: GuardConfig | None = self.ref.guard
         if config is None:
-            await send_json(send, 503, error_body("not_ready", "replica is starting"))
+            await send_json(
+                send, 503, error_body("not_ready", "replica is starting"), CLOSE
+            )
             return
 
         client = None
@@ -224,7 +231,7 @@ class RequestGuard:
                         "unauthorized",
                         "missing or unknown API key; send Authorization: Bearer <key>",
                     ),
-                    [(b"www-authenticate", b"Bearer")],
+                    [(b"www-authenticate", b"Bearer"), *CLOSE],
                 )
                 return
             scope[KEY_ID_SCOPE] = client
@@ -242,9 +249,15 @@ class RequestGuard:
                         f"rate limit of {config.limiter.rate:g} requests/s exceeded; "
                         f"retry after {wait:.2f} s",
                     ),
-                    [(b"retry-after", retry_after)],
+                    [(b"retry-after", retry_after), *CLOSE],
                 )
                 return
+
+        request_id = header(scope, b"x-request-id")
+        if request_id is not None and len(request_id) > MAX_REQUEST_ID_LENGTH:
+            message = f"X-Request-ID is longer than {MAX_REQUEST_ID_LENGTH} characters"
+            await send_json(send, 422, error_body("invalid_request", message), CLOSE)
+            return
 
         receive = await self._bounded_receive(scope, receive, send, config)
         if receive is not None:
@@ -267,15 +280,11 @@ class RequestGuard:
             "payload_too_large", f"request body is larger than {limit} bytes"
         )
         length = header(scope, b"content-length")
-        if length is not None:
-            # The server reads no more than Content-Length, so a declared size
-            # within the limit needs no counting.
-            if length.isdigit() and int(length) <= limit:
-                return receive
-            if length.isdigit():
-                await send_json(send, 413, too_large, [(b"connection", b"close")])
-                return None
-        if scope["method"] in ("GET", "HEAD", "OPTIONS") and length is None:
+        if length is not None and length.isdigit() and int(length) > limit:
+            await send_json(send, 413, too_large, CLOSE)
+            return None
+        chunked = header(scope, b"transfer-encoding") is not None
+        if length in (None, "0") and not chunked:
             return receive
 
         chunks, size = [], 0
@@ -286,7 +295,7 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await send_json(send, 413, too_large, [(b"connection", b"close")])
+                await send_json(send, 413, too_large, CLOSE)
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):

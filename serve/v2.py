@@ -19,7 +19,7 @@ from ltv.schema import (
     FieldError,
     validate_columns,
 )
-from serve.errors import ServiceError
+from serve.errors import MAX_REQUEST_ID_LENGTH, ServiceError, shorten
 
 OUTPUT = "predicted_revenue"
 NUMERIC_TYPES = {
@@ -119,8 +119,25 @@ def _binary_values(tensor: dict, chunk: bytes) -> list:
     return np.frombuffer(chunk, dtype=dtype).tolist()
 
 
-def parse_inputs(request: dict, binary: bytes) -> dict[str, list]:
-    """Return one list of raw values per field, validated like ``UserFeatures``."""
+def request_id(request: dict) -> str | None:
+    """Return the request's ``id``: None if absent, 422 if not a short string."""
+    value = request.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_REQUEST_ID_LENGTH:
+        raise ServiceError(
+            422,
+            "invalid_request",
+            f"id must be a string of at most {MAX_REQUEST_ID_LENGTH} characters",
+        )
+    return value
+
+
+def parse_inputs(request: dict, binary: bytes, max_rows: int) -> dict[str, list]:
+    """Return one list of raw values per field, validated like ``UserFeatures``.
+
+    More than ``max_rows`` rows, the batch limit of ``/batch_predict``, is 422.
+    """
     columns: dict[str, list] = {}
     offset = 0
     for tensor in request["inputs"]:
@@ -128,15 +145,23 @@ def parse_inputs(request: dict, binary: bytes) -> dict[str, list]:
             raise _invalid("each input must be an object with a 'name'")
         name = tensor["name"]
         if name not in RAW_FIELDS:
-            raise _invalid(f"unknown input {name!r}; expected {', '.join(RAW_FIELDS)}")
+            raise _invalid(
+                f"unknown input {shorten(name)!r}; expected {', '.join(RAW_FIELDS)}"
+            )
         datatype = tensor.get("datatype")
+        parameters = tensor.get("parameters") or {}
+        if not isinstance(datatype, str) or not isinstance(parameters, dict):
+            raise _invalid(
+                f"input {name!r}: 'datatype' must be a string and 'parameters' "
+                "an object"
+            )
         expected = "BYTES" if name in TEXT_FIELDS else "a numeric type"
         if (name in TEXT_FIELDS) != (datatype == "BYTES"):
             raise _invalid(f"input {name!r} must have datatype {expected}")
         if datatype != "BYTES" and datatype not in NUMERIC_TYPES:
             raise _invalid(f"input {name!r}: unsupported datatype {datatype!r}")
 
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        size = parameters.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise _invalid(f"input {name!r}: binary_data_size is outside the body")
@@ -149,8 +174,13 @@ def parse_inputs(request: dict, binary: bytes) -> dict[str, list]:
 
     if not columns:
         raise _invalid("no inputs")
-    if not next(iter(columns.values())):
+    rows = max(len(values) for values in columns.values())
+    if not rows:
         raise _invalid("inputs have no rows")
+    if rows > max_rows:
+        raise ServiceError(
+            422, "invalid_request", f"{rows} rows; at most {max_rows} per request"
+        )
     errors = validate_columns(columns)
     if errors:
         raise ServiceError(422, "invalid_request", _describe(errors))

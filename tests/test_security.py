@@ -238,3 +238,20 @@ def test_key_never_appears_in_logs_or_settings(caplog):
         GuardConfig.from_settings(settings).log_summary()
     assert KEY not in caplog.text
     assert KEY not in repr(settings)
+
+
+def test_guard_early_answers_close_connection():
+    response = guarded_client(api_keys=KEY).post("/predict", json={})
+    assert response.headers["connection"] == "close"
+
+
+def test_guard_rejects_long_request_id():
+    client = guarded_client()
+    response = client.post("/predict", headers={"X-Request-ID": "r" * 129})
+    assert response.status_code == 422
+
+
+def test_guard_hands_whole_body_to_app():
+    client = guarded_client(max_body_bytes=1000)
+    response = client.post("/predict", content=b"x" * 999)
+    assert response.json()["body_bytes"] == 999

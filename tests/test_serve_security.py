@@ -248,3 +248,107 @@ def test_service_keeps_serving_after_bad_input(serve_url):
 
     with ThreadPoolExecutor(32) as pool:
         assert set(pool.map(predict, range(200))) == {200}
+
+
+E1 = {"name": "event_1", "datatype": "FP32", "shape": [1], "data": [1]}
+E2 = {"name": "event_2", "datatype": "FP32", "shape": [1], "data": [1]}
+V2_BAD_REQUESTS = {
+    "datatype a list": {"inputs": [{**E1, "datatype": []}, E2]},
+    "datatype an object": {"inputs": [{**E1, "datatype": {}}, E2]},
+    "parameters a list": {"inputs": [{**E1, "parameters": [1]}, E2]},
+    "parameters a string": {"inputs": [{**E1, "parameters": "x"}, E2]},
+    "id a number": {"id": 5, "inputs": [E1, E2]},
+    "id too long": {"id": "i" * 129, "inputs": [E1, E2]},
+    "too many rows": {
+        "inputs": [
+            {**E1, "shape": [51], "data": [1] * 51},
+            {**E2, "shape": [51], "data": [1] * 51},
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(V2_BAD_REQUESTS))
+def test_v2_malformed_request_is_4xx(serve_url, case):
+    response = httpx.post(
+        f"{serve_url}/v2/models/revenue-7d/infer", json=V2_BAD_REQUESTS[case]
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["message"]
+
+
+def test_v2_deeply_nested_id_is_4xx(serve_url):
+    body = '{"id": ' + "[" * 1020 + "1" + "]" * 1020 + ', "inputs": []}'
+    response = httpx.post(
+        f"{serve_url}/v2/models/revenue-7d/infer",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= response.status_code < 500, response.text
+
+
+def test_long_request_id_is_422(serve_url):
+    headers = {"X-Request-ID": "r" * 129}
+    response = httpx.post(f"{serve_url}/predict", json=EXAMPLE_USER, headers=headers)
+    assert_json_error(response, 422)
+
+
+def test_error_messages_cut_echoed_names(serve_url):
+    response = httpx.get(f"{serve_url}/v2/models/{'m' * 4000}")
+    body = assert_json_error(response, 404)
+    assert len(body["message"]) < 200
+
+
+def test_stats_since_with_offset_is_converted_to_utc(serve_url):
+    everything = httpx.get(f"{serve_url}/stats").json()["total_predictions"]
+    # 2000-01-01T05:00+05:00 is midnight UTC: every row is later.
+    since = "2000-01-01T05:00:00+05:00"
+    response = httpx.get(f"{serve_url}/stats", params={"since": since})
+    assert response.json()["total_predictions"] >= everything
+    # 20:00-05:00 on 9999-12-30 is 9999-12-31T01:00 UTC: no row is later.
+    future = httpx.get(
+        f"{serve_url}/stats", params={"since": "9999-12-30T20:00:00-05:00"}
+    )
+    assert future.json()["total_predictions"] == 0
+
+
+def test_head_on_health_is_200(serve_url):
+    assert httpx.head(f"{serve_url}/health").status_code == 200
+
+
+def test_http2_early_answer_does_not_desync_next_request(secure_url):
+    """An answer sent before the body is read must not leave body bytes on a
+    proxy's reused backend connection, where they would become a request."""
+    import shutil
+    import subprocess
+
+    curl = shutil.which("curl")
+    if (
+        curl is None
+        or "HTTP2"
+        not in subprocess.run(
+            [curl, "--version"], capture_output=True, text=True, check=True
+        ).stdout
+    ):
+        pytest.skip("curl with HTTP/2 is not installed")
+
+    statuses = []
+    for _ in range(15):
+        subprocess.run(
+            [
+                curl,
+                "-s",
+                "-o",
+                "/dev/null",
+                "--http2-prior-knowledge",
+                f"{secure_url}/predict",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                json.dumps(EXAMPLE_USER),
+            ],
+            check=False,
+            timeout=10,
+        )
+        statuses.append(httpx.get(f"{secure_url}/health").status_code)
+    assert set(statuses) == {200}
