@@ -17,6 +17,10 @@ export RAY_worker_niceness ?= 0
 # HAProxy waits an hour for a silent client by default, so held-open requests
 # (slow headers or bodies) can use up the replicas' request slots.
 export RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S ?= 30
+# A stopping replica stays reachable this long behind HAProxy. Ray's 30 s
+# default outlasts Serve's 30 s shutdown limit, which would kill replicas
+# before they flush the prediction log.
+export RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S ?= 5
 
 .PHONY: install model train export run serve test lock clean
 
@@ -42,6 +46,9 @@ model: train export
 # every Ray process of this user on the machine, and pkill the HAProxy that
 # Ray starts, which a forced stop leaves running. A cluster left on RAY_PORT
 # by an interrupted run is reused.
+# NOTE: `ray stop --force` and the pkill also end other users' Ray clusters
+# and HAProxy processes on a shared machine; the README's cluster section
+# shows a `ray start --block` sequence that stops only its own processes.
 RAY_PORT ?= 6390
 METRICS_PORT ?= 8080
 
