@@ -18,8 +18,8 @@ RUN pip install -c constraints.txt .
 # runs the MLflow server and the training job of docker-compose.yml.
 FROM python:3.11-slim AS run
 # LightGBM's wheel links the system OpenMP runtime, which the slim image
-# lacks. Serving imports LightGBM too, through the ONNX converter. No
-# version pin: Debian replaces a package's version with each security fix.
+# lacks. Training and export in this image need it. No version pin: Debian
+# replaces a package's version with each security fix.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends libgomp1 \

@@ -15,10 +15,9 @@ from skl2onnx import convert_sklearn, update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
 
-from ltv.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from ltv.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES, OUTPUT_NAME
 from training.model import EVENT_3_WEIGHT, EXPOSURE_FLOOR, RevenueModel
 
-OUTPUT_NAME = "predicted_revenue"
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 
 update_registered_converter(

@@ -35,6 +35,9 @@ OS_VERSION_FEATURES = ("os_major", "os_minor")
 NUMERIC_FEATURES = (*OS_VERSION_FEATURES, *COUNT_FIELDS)
 MODEL_FEATURES = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
 
+# Name of the ONNX graph's output. Defined here, not in export/, so that
+# serving and batch scoring do not import LightGBM and skl2onnx for it.
+OUTPUT_NAME = "predicted_revenue"
 MISSING = "(missing)"
 MAX_TEXT_LENGTH = 256
 FLOAT32_MAX = float(np.finfo(np.float32).max)

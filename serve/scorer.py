@@ -10,8 +10,7 @@ import numpy as np
 import onnxruntime as ort
 from mlflow.tracking import MlflowClient
 
-from export.onnx_graph import OUTPUT_NAME
-from ltv.schema import CATEGORICAL_FEATURES, FLOAT32_MAX, NUMERIC_FEATURES
+from ltv.schema import CATEGORICAL_FEATURES, FLOAT32_MAX, NUMERIC_FEATURES, OUTPUT_NAME
 from ltv.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -107,6 +106,21 @@ def resolve_version(client: MlflowClient, model_uri: str) -> tuple[str, str]:
         ) from error
 
 
+def open_session(graph: str | bytes, threads: int) -> ort.InferenceSession:
+    """Open an ONNX Runtime session on a graph file path or the graph's bytes.
+
+    The API and batch scoring both use these options, so their scores agree.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(
+        graph, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
 def load_scorer(settings: Settings, model_uri: str, threads: int) -> Scorer:
     """Download the ONNX graph of ``model_uri`` and open an ORT session on it."""
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -117,15 +131,7 @@ def load_scorer(settings: Settings, model_uri: str, threads: int) -> Scorer:
 
     local = Path(mlflow.artifacts.download_artifacts(pinned_uri))
     graph = local / "model.onnx" if local.is_dir() else local
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(
-        str(graph), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    session = open_session(str(graph), threads)
     tags = client.get_model_version(name, version).tags
     logger.info("loaded %s version %s from %s", name, version, model_uri)
     return Scorer(name, version, model_uri, session, dict(tags))
