@@ -27,6 +27,10 @@ def running_serve(state_dir: Path):
     test poll interval are set before Ray starts its workers.
     """
     os.environ["LTV_STATE_DIR"] = str(state_dir)
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, so an earlier
+    # test's store would otherwise reach the replicas through Ray's workers.
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     os.environ["MODEL_POLL_INTERVAL_S"] = "1"
     os.environ["MAX_BATCH_USERS"] = "50"
     import ray

@@ -32,7 +32,8 @@ def test_cv_uses_five_folds_twice(real_trained):
 def test_served_model_is_chosen_candidate(real_trained):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(real_trained.settings.tracking_uri)
+    uri = real_trained.settings.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     version = client.get_model_version_by_alias("revenue-7d", "champion")
     assert version.run_id == real_trained.trained.run_id
     run = client.get_run(version.run_id)
