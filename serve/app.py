@@ -153,14 +153,19 @@ def _parse_time(name: str, value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # The log stores UTC times, and SQLite compares them as text.
+        if parsed.tzinfo:
+            return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        # OverflowError: a time near year 1 or 9999 whose offset moves it
+        # outside the years datetime supports.
         raise ServiceError(
             422,
             "invalid_request",
-            f"{name}: expected an ISO 8601 time such as 2026-12-01T00:00:00Z",
+            f"{name}: expected an ISO 8601 time such as 2026-12-01T00:00:00Z, "
+            "between years 1 and 9999 in UTC",
         ) from None
-    # The log stores UTC times, and SQLite compares them as text.
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _request_id(request: Request) -> str:

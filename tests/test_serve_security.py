@@ -312,6 +312,14 @@ def test_stats_since_with_offset_is_converted_to_utc(serve_url):
     assert future.json()["total_predictions"] == 0
 
 
+@pytest.mark.parametrize(
+    "since", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "yesterday"]
+)
+def test_stats_since_out_of_range_is_422(serve_url, since):
+    response = httpx.get(f"{serve_url}/stats", params={"since": since})
+    assert_json_error(response, 422)
+
+
 def test_head_on_health_is_200(serve_url):
     assert httpx.head(f"{serve_url}/health").status_code == 200
 
