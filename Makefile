@@ -21,6 +21,11 @@ export RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S ?= 30
 # default outlasts Serve's 30 s shutdown limit, which would kill replicas
 # before they flush the prediction log.
 export RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S ?= 5
+# Throughput-optimized Serve keeps replica logs in a 1,000-record buffer and
+# off the terminal, which would hide the start-up warnings, model loads and
+# database outages. The service never logs per request, so write each one.
+export RAY_SERVE_LOG_TO_STDERR ?= 1
+export RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE ?= 1
 
 .PHONY: install model train export run serve test lock clean
 
