@@ -80,8 +80,8 @@ def _body_problem(error: HTTPException) -> str | None:
 
 
 async def _on_http_error(request: Request, error: HTTPException):
-    # FastAPI answers 400 when its JSON decoder raises something other than
-    # a decode error; such a body is as invalid as any other, so 422.
+    # FastAPI returns 400 when its JSON decoder raises something other than
+    # a decode error. Such a body is as invalid as any other, so 422.
     if error.status_code == 400 and (problem := _body_problem(error)):
         return ORJSONResponse(error_body("invalid_request", problem), status_code=422)
     code = _HTTP_CODES.get(error.status_code, "http_error")

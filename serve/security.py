@@ -2,9 +2,9 @@
 
 The checks run before any route or the ``/predict`` fast path, in this order:
 the key (401), the client's token bucket (429), the request id (422), then
-the body size (413), so a request without a valid key is answered before its
-body is read. Those early answers close the connection, and a request that
-passes has its whole body read before the application sees it. A proxy in
+the body size (413). So a request without a valid key gets its 401 before
+its body is read. Those early responses close the connection, and a request
+that passes has its whole body read before the application sees it. A proxy in
 front (HAProxy with HTTP/2 clients) may otherwise reuse a backend connection
 whose unread body bytes would then be parsed as the next client's request.
 
@@ -121,7 +121,7 @@ class RateLimiter:
     """A token bucket per client: ``rate`` tokens a second, up to ``burst``.
 
     NOTE: buckets live in each replica, so with N replicas a client can get
-    up to N times the rate; the README says so.
+    up to N times the rate. The README documents this.
     """
 
     # Written here rather than taken from a library: the 429 needs the exact
@@ -146,7 +146,7 @@ class RateLimiter:
             wait = (1 - tokens) / self.rate
         self._buckets[client] = (tokens, now)
         # A bucket left alone long enough is full again, so dropping the
-        # least recently seen clients only forgets full buckets in practice.
+        # least recently seen clients in practice only drops full buckets.
         while len(self._buckets) > MAX_TRACKED_CLIENTS:
             self._buckets.popitem(last=False)
         return wait
@@ -190,7 +190,7 @@ class GuardConfig:
 
 
 def route_path(scope) -> str:
-    """The path below the application's route prefix."""
+    """Return the path below the application's route prefix."""
     path = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root):
@@ -201,8 +201,8 @@ def route_path(scope) -> str:
 class RequestGuard:
     """ASGI middleware: key check, rate limit and body size limit.
 
-    ``ref.guard`` holds the ``GuardConfig``; the replica sets it at start, and
-    until then every request but the open paths gets 503.
+    ``ref.guard`` is the ``GuardConfig``, which the replica sets at start.
+    Until then every request but the open paths gets 503.
     """
 
     def __init__(self, app, ref) -> None:
@@ -274,7 +274,7 @@ class RequestGuard:
         return client[0] if client else "unknown"
 
     async def _bounded_receive(self, scope, receive, send, config: GuardConfig):
-        """Return a receive callable for a body within the limit, or answer 413."""
+        """Return a receive callable for a body within the limit, or send 413."""
         limit = config.max_body_bytes
         too_large = error_body(
             "payload_too_large", f"request body is larger than {limit} bytes"
