@@ -118,7 +118,7 @@ api.add_middleware(MetricsMiddleware, service_metrics=replica)
 
 
 def _openapi() -> dict[str, Any]:
-    """The OpenAPI document, with the bearer key on every path but the open ones."""
+    """Return the OpenAPI document, with the bearer key on all but the open paths."""
     if api.openapi_schema is None:
         schema = get_openapi(
             title=api.title,

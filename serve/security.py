@@ -4,7 +4,7 @@ The checks run before any route or the ``/predict`` fast path, in this order:
 the key (401), the client's token bucket (429), the request id (422), then
 the body size (413). So a request without a valid key gets its 401 before
 its body is read. Those early responses close the connection, and a request
-that passes has its whole body read before the application sees it. A proxy in
+that passes has its whole body read before the application receives it. A proxy in
 front (HAProxy with HTTP/2 clients) may otherwise reuse a backend connection
 whose unread body bytes would then be parsed as the next client's request.
 
@@ -198,6 +198,23 @@ def route_path(scope) -> str:
     return path
 
 
+async def reject(scope, send, status: int, error: str, message: str, headers=()):
+    """Send a JSON error that closes the connection, and log it at DEBUG.
+
+    DEBUG, because these come from clients and one per request at INFO could
+    flood the log; the ``ray_ltv_requests_total`` metric counts them by status.
+    """
+    logger.debug(
+        "%d %s on %s %s (request id %s)",
+        status,
+        error,
+        scope["method"],
+        scope["path"],
+        header(scope, b"x-request-id"),
+    )
+    await send_json(send, status, error_body(error, message), [*headers, *CLOSE])
+
+
 class RequestGuard:
     """ASGI middleware: key check, rate limit and body size limit.
 
@@ -215,23 +232,20 @@ class RequestGuard:
             return
         config: GuardConfig | None = self.ref.guard
         if config is None:
-            await send_json(
-                send, 503, error_body("not_ready", "replica is starting"), CLOSE
-            )
+            await reject(scope, send, 503, "not_ready", "replica is starting")
             return
 
         client = None
         if config.keys is not None:
             client = config.keys.identify(header(scope, b"authorization"))
             if client is None:
-                await send_json(
+                await reject(
+                    scope,
                     send,
                     401,
-                    error_body(
-                        "unauthorized",
-                        "missing or unknown API key; send Authorization: Bearer <key>",
-                    ),
-                    [(b"www-authenticate", b"Bearer"), *CLOSE],
+                    "unauthorized",
+                    "missing or unknown API key; send Authorization: Bearer <key>",
+                    [(b"www-authenticate", b"Bearer")],
                 )
                 return
             scope[KEY_ID_SCOPE] = client
@@ -241,22 +255,21 @@ class RequestGuard:
             wait = config.limiter.acquire(client)
             if wait > 0:
                 retry_after = str(max(1, math.ceil(wait))).encode()
-                await send_json(
+                await reject(
+                    scope,
                     send,
                     429,
-                    error_body(
-                        "too_many_requests",
-                        f"rate limit of {config.limiter.rate:g} requests/s exceeded; "
-                        f"retry after {wait:.2f} s",
-                    ),
-                    [(b"retry-after", retry_after), *CLOSE],
+                    "too_many_requests",
+                    f"rate limit of {config.limiter.rate:g} requests/s exceeded; "
+                    f"retry after {wait:.2f} s",
+                    [(b"retry-after", retry_after)],
                 )
                 return
 
         request_id = header(scope, b"x-request-id")
         if request_id is not None and len(request_id) > MAX_REQUEST_ID_LENGTH:
             message = f"X-Request-ID is longer than {MAX_REQUEST_ID_LENGTH} characters"
-            await send_json(send, 422, error_body("invalid_request", message), CLOSE)
+            await reject(scope, send, 422, "invalid_request", message)
             return
 
         receive = await self._bounded_receive(scope, receive, send, config)
@@ -276,12 +289,14 @@ class RequestGuard:
     async def _bounded_receive(self, scope, receive, send, config: GuardConfig):
         """Return a receive callable for a body within the limit, or send 413."""
         limit = config.max_body_bytes
-        too_large = error_body(
-            "payload_too_large", f"request body is larger than {limit} bytes"
+        too_large = (
+            413,
+            "payload_too_large",
+            f"request body is larger than {limit} bytes",
         )
         length = header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await send_json(send, 413, too_large, CLOSE)
+            await reject(scope, send, *too_large)
             return None
         chunked = header(scope, b"transfer-encoding") is not None
         if length in (None, "0") and not chunked:
@@ -295,7 +310,7 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await send_json(send, 413, too_large, CLOSE)
+                await reject(scope, send, *too_large)
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):

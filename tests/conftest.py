@@ -110,7 +110,7 @@ SECURE_KEY_ID = "test-client"
 def secure_url(serve_url, tmp_path_factory):
     """The revenue application at /secure, with API keys and a 1 MB body limit.
 
-    The keys file holds digests only: a key in ``runtime_env`` would be
+    The keys file contains digests only: a key in ``runtime_env`` would be
     written to Ray's runtime environment agent log.
     """
     from tests.serving import deploy_revenue, wait_until_healthy

@@ -95,7 +95,7 @@ def test_user_features_accepts_example_payload():
 
 
 @pytest.mark.parametrize("value", ["4.5", True, b"4"])
-def test_user_features_rejects_count_that_is_not_a_number(value):
+def test_user_features_rejects_non_number_count(value):
     with pytest.raises(ValidationError, match="valid number"):
         UserFeatures.model_validate({"event_1": 0, "event_2": value})
 

@@ -104,7 +104,7 @@ def test_user_features_accepts_valid_user(user):
 
 
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
-def test_user_features_raises_only_validation_error_on_any_bytes(body):
+def test_user_features_any_bytes_give_validation_error(body):
     try:
         UserFeatures.model_validate_json(body)
     except ValidationError:
@@ -112,7 +112,7 @@ def test_user_features_raises_only_validation_error_on_any_bytes(body):
 
 
 @given(user_dicts)
-def test_user_features_raises_only_validation_error_on_any_fields(user):
+def test_user_features_any_fields_give_validation_error(user):
     try:
         UserFeatures.model_validate(user)
     except ValidationError:

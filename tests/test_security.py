@@ -88,7 +88,7 @@ def test_key_file_uses_label_as_key_id(tmp_path):
 
 
 @pytest.mark.parametrize("line", ["not-hex", "abcd", KEY])
-def test_key_file_rejects_line_that_is_not_a_digest(tmp_path, line):
+def test_key_file_rejects_non_digest_line(tmp_path, line):
     path = tmp_path / "keys"
     path.write_text(line + "\n")
     with pytest.raises(KeyFileError, match="line 1"):

@@ -325,7 +325,7 @@ def test_head_on_health_is_200(serve_url):
 
 
 def test_http2_early_answer_does_not_desync_next_request(secure_url):
-    """An answer sent before the body is read must not leave body bytes on a
+    """A response sent before the body is read must not leave body bytes on a
     proxy's reused backend connection, where they would become a request."""
     import shutil
     import subprocess
